@@ -48,6 +48,7 @@ def load_model_and_tokenizer(
 
     path = check_model_dir(name_or_path)
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     has_st = any((path / w).exists() for w in _WEIGHTS[:2])
     try:
         model = AutoModelForCausalLM.from_pretrained(

@@ -148,25 +148,45 @@ class Store:
             c.execute(update(S.runs).where(S.runs.c.run_id == run_id).values(config=json.dumps(cfg, default=str)))
 
     # ---------------------------------------------------------------- rows
+    def write(self, results: Iterable[Result] = (), features: Iterable[Feature] = (),
+              findings: Iterable[Finding] = ()) -> None:
+        """Write rows of several kinds in ONE transaction (a chunk of cases lands whole or not at all)."""
+        with self.engine.begin() as c:
+            for table, vals in ((S.results, self._result_rows(results)), (S.features, self._feature_rows(features)),
+                                (S.findings, self._finding_rows(findings))):
+                if vals:
+                    c.execute(_insert_ignore(self.engine, table), vals)
+
     def add_results(self, rows: Iterable[Result]) -> None:
-        vals = [
+        self._insert(S.results, self._result_rows(rows))
+
+    @staticmethod
+    def _result_rows(rows: Iterable[Result]) -> list[dict]:
+        return [
             dict(run_id=r.run_id, probe=r.probe, case_id=r.case_id, model=r.model, variable=r.variable,
                  value=json.dumps(r.value), metric=r.metric, score=_f(r.score), passed=bool(r.passed),
                  detail=json.dumps(r.detail, default=str))
             for r in rows
         ]
-        self._insert(S.results, vals)
 
     def add_features(self, rows: Iterable[Feature]) -> None:
-        self._insert(S.features, [dict(run_id=f.run_id, case_id=f.case_id, name=f.name, value=_f(f.value)) for f in rows])
+        self._insert(S.features, self._feature_rows(rows))
+
+    @staticmethod
+    def _feature_rows(rows: Iterable[Feature]) -> list[dict]:
+        return [dict(run_id=f.run_id, case_id=f.case_id, name=f.name, value=_f(f.value)) for f in rows]
 
     def add_findings(self, rows: Iterable[Finding]) -> None:
+        self._insert(S.findings, self._finding_rows(rows))
+
+    @staticmethod
+    def _finding_rows(rows: Iterable[Finding]) -> list[dict]:
         vals = []
         for f in rows:
             key = hashlib.sha1(f"{f.source}|{f.category}|{f.message}".encode()).hexdigest()[:32]
             vals.append(dict(run_id=f.run_id, source=f.source, category=f.category, severity=f.severity,
                              message=f.message, evidence=json.dumps(f.evidence, default=str), key=key))
-        self._insert(S.findings, vals)
+        return vals
 
     def add_events(self, run_id: str, events: Iterable[tuple[int, str, float]]) -> None:
         """Monitor scalars: (step, name, value)."""

@@ -1,0 +1,151 @@
+"""Cross-layer attribution graph with batch-packed backward passes (Debug-XAI, Appendix A).
+
+Nodes are residual-stream states (layer l, position p) with relevance
+``R_l[p] = Σ_k h_l[p,k] · g_l[p,k]`` where ``g_l = ∂f/∂h_l`` under the LRP backward. The edge from
+(l, i) to (l+1, j) is the share of R_{l+1}[j] that block l routes to h_l[i]:
+
+    A[j, i] = Σ_k h_l[i,k] · ∂⟨h_{l+1}[j], g_{l+1}[j]⟩ / ∂h_l[i,k]      (g held constant)
+
+Because the LRP backward is linear, ``Σ_j A[j, i] = R_l[i]`` over all targets j (exact), and with
+cp-lrp on a bias-free model ``Σ_i A[j, i] = R_{l+1}[j]``. The causal mask makes A lower-triangular.
+
+Batch packing (Tan et al. 2026, after Hanna et al. 2025): B target nodes of one transition share
+one re-run of block l on B copies of h_l, with g injected only at position j_b in copy b, and
+one ``autograd.grad`` — B edge rows per backward instead of one. The block is re-run with the
+exact (args, kwargs) the model gave it (rotary tables, mask), so eager attention stays causal.
+
+Pruning, top-down from the readout node: at each layer keep the `top_k` source positions that
+receive the most |edge| mass from the kept targets; per transition keep the largest edges up to
+`edge_mass` of the absolute total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from faultlens.attribution.patching import lrp_rules
+from faultlens.attribution.problem import Problem
+from faultlens.attribution.recording import _first, record
+from faultlens.attribution.targets import Answer, targets
+from faultlens.capture import decoder_layers
+from faultlens.errors import FaultlensError
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """Graph settings: `top_k` nodes per layer, `edge_mass` kept per transition, `batch` packed targets."""
+
+    top_k: int = 16
+    edge_mass: float = 0.85
+    batch: int = 32
+    batched: bool = True
+
+
+def first_token_problem(problem: Problem) -> Problem:
+    """The same case reduced to the first answer tokens (the graph explains one readout)."""
+    t, f = problem.target.ids[:1], problem.foil.ids[:1]
+    if t == f:
+        raise FaultlensError("Target and foil start with the same token; the graph needs answers whose first token differs.")
+    pos = (problem.n_prompt - 1,)
+    return Problem(problem.prompt_ids, ((),), Answer(t, 0, pos), Answer(f, 0, pos), problem.bos)
+
+
+def edge_rows(block, h: torch.Tensor, g: torch.Tensor, call: tuple[tuple, dict], targets_pos: list[int],
+              batch: int) -> torch.Tensor:
+    """Edge rows A[j, :] for each target position j, `batch` targets per backward.
+
+    Args:
+        block: decoder block l (rules attached by the caller).
+        h: its input ``[T, d]``; g: ∂f/∂h_{l+1} ``[T, d]``.
+        call: the (args, kwargs) the model called the block with.
+        targets_pos: target positions j at layer l+1.
+
+    Returns:
+        ``[len(targets_pos), T]``.
+    """
+    args, kwargs = call
+    rows = []
+    for s in range(0, len(targets_pos), batch):
+        js = torch.tensor(targets_pos[s: s + batch])
+        B = len(js)
+        x = h.detach()[None].expand(B, *h.shape).clone().requires_grad_(True)  # [B, T, d]
+        with torch.enable_grad():
+            out = _first(block(x, *args, **kwargs))  # [B, T, d]
+            picked = out[torch.arange(B), js]  # [B, d]: output at each copy's own target position
+            obj = (picked * g[js].detach()).sum()
+            (grad,) = torch.autograd.grad(obj, x)
+        rows.append((x * grad).sum(-1).detach())  # [B, T]
+    return torch.cat(rows)
+
+
+def _prune_edges(A: np.ndarray, keep_src: list[int], mass: float) -> list[tuple[int, int, float]]:
+    """(row index, source pos, weight) of the largest |A| entries up to `mass` of the total."""
+    sub = A[:, keep_src]  # [J, S]
+    flat = np.abs(sub).ravel()
+    total = flat.sum()
+    if total == 0:
+        return []
+    order = np.argsort(-flat, kind="stable")
+    n = int(np.searchsorted(np.cumsum(flat[order]), mass * total) + 1)
+    out = []
+    for idx in order[:n]:
+        r, c = divmod(int(idx), sub.shape[1])
+        out.append((r, keep_src[c], float(sub[r, c])))
+    return out
+
+
+def attribution_graph(adapter, prompt: str, target: str, foil: str, variant: str = "cp-lrp",
+                      objective: str = "contrastive", config: GraphConfig = GraphConfig()) -> dict:
+    """The pruned cross-layer graph of one case, as the store's ``attribution/{case}/graph`` JSON.
+
+    Returns:
+        ``{"nodes": [{"id", "layer", "pos", "token", "relevance"}], "edges": [{"source", "target",
+        "weight"}], "logit_diff", "method", "tokens", "n_backward"}``.
+    """
+    from faultlens.attribution.explain import token_strings
+
+    model = adapter.model
+    problem = first_token_problem(Problem.build(adapter, prompt, target, foil))
+    fn = targets.get(objective)
+    blocks = decoder_layers(model)
+    L, T = len(blocks), problem.n_prompt
+    with lrp_rules(model, variant):
+        with record(model) as rec, torch.enable_grad():
+            pe = problem.prompt_embeds(model).requires_grad_(True)
+            value = problem.run(model, pe, fn)
+            grads = torch.autograd.grad(value.sum(), rec.states)
+        H = [s[0].detach() for s in rec.states]  # L+1 × [T, d]
+        G = [g[0].detach() for g in grads]
+        R = np.stack([(h * g).sum(-1).double().numpy() for h, g in zip(H, G)])  # [L+1, T]
+        calls = list(rec.calls)
+        kept = {L: [T - 1]}
+        edges, n_backward = [], 0
+        for l in range(L - 1, -1, -1):
+            tgt = kept[l + 1]
+            if config.batched:
+                A = edge_rows(blocks[l], H[l], G[l + 1], calls[l], tgt, config.batch)
+                n_backward += -(-len(tgt) // config.batch)
+            else:
+                A = torch.cat([edge_rows(blocks[l], H[l], G[l + 1], calls[l], [j], 1) for j in tgt])
+                n_backward += len(tgt)
+            A = A.double().numpy()  # [J, T]
+            score = np.abs(A).sum(0)
+            src = [int(i) for i in np.argsort(-score, kind="stable")[: config.top_k] if score[i] > 0]
+            kept[l] = sorted(src)
+            for r, i, w in _prune_edges(A, kept[l], config.edge_mass):
+                edges.append({"source": f"L{l}.P{i}", "target": f"L{l + 1}.P{tgt[r]}", "weight": w})
+    toks = token_strings(adapter.tokenizer, problem.prompt_ids)
+    nodes = [{"id": f"L{l}.P{p}", "layer": l, "pos": p, "token": toks[p], "relevance": float(R[l, p])}
+             for l in sorted(kept) for p in kept[l]]
+    return {"nodes": nodes, "edges": edges, "logit_diff": float(value.sum()), "method": variant,
+            "objective": objective, "tokens": toks, "n_backward": n_backward, "top_k": config.top_k,
+            "edge_mass": config.edge_mass}
+
+
+def graph_to_store(store, run_id: str, case_id: str, graph: dict) -> str:
+    key = f"attribution/{case_id}/graph"
+    store.put_artifact(run_id, key, graph, meta={"method": graph.get("method"), "tokens": graph.get("tokens")})
+    return key

@@ -1,0 +1,132 @@
+"""Run probes against a model, resumably, writing each chunk of cases in one transaction.
+
+A chunk's results and features land together or not at all, and the store's unique keys skip
+anything already written, so a run killed at any moment and resumed scores every case exactly
+once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from faultlens.errors import FaultlensError
+from faultlens.probes import load_all, probes
+from faultlens.probes.base import ProbeAnalysis, ProbeConfig
+from faultlens.probes.features import case_features, load_providers
+from faultlens.store import Store
+from faultlens.types import Feature
+
+Progress = Callable[[str, int, int], None]  # (probe, done, total)
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    """A probe scan, as stored with the run.
+
+    Attributes:
+        model: model name or path (for the record).
+        probes: probe names to run (validated against the registry).
+        probe: which cases (set, file, n per cell, seed).
+        features: capture internal per-case features (white-box adapters only).
+        chunk: cases per committed transaction.
+        attribute_failures: explain this many worst failing cases per probe (0 = none).
+    """
+
+    model: str
+    probes: tuple[str, ...]
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    features: bool = True
+    chunk: int = 48
+    attribute_failures: int = 0
+
+
+@dataclass
+class ScanReport:
+    run_id: str
+    analyses: dict[str, ProbeAnalysis]
+    n_scored: int
+    n_skipped: int
+
+
+def start_run(store: Store, cfg: ScanConfig, run_id: str | None, resume: bool) -> str:
+    """Create the run, or check that the one being resumed is the same scan."""
+    if run_id is not None and store.get_run(run_id) is not None:
+        if not resume:
+            raise FaultlensError(f"Run {run_id!r} already exists; add --resume to continue it or pick another --run-id.")
+        stored = store.get_run(run_id)["config"]
+        if stored.get("model") != cfg.model:
+            raise FaultlensError(f"Run {run_id!r} was started on model {stored.get('model')!r}, not {cfg.model!r}; resume it with the same model.")
+        store.set_status(run_id, "running")
+        return run_id
+    if resume and run_id is None:
+        raise FaultlensError("--resume needs --run-id ID of the run to continue.")
+    return store.create_run(cfg.model, asdict(cfg), kind="scan", run_id=run_id)
+
+
+def run_scan(adapter, store: Store, cfg: ScanConfig, run_id: str | None = None, resume: bool = False,
+             progress: Progress | None = None) -> ScanReport:
+    """Score every case of every probe, store results/features/findings, return the analyses."""
+    load_all()
+    names = probes.resolve(list(cfg.probes))
+    plan = {n: probes.get(n)().cases(cfg.probe) for n in names}  # validate all inputs before writing
+    run_id = start_run(store, cfg, run_id, resume)
+    white_box = cfg.features and hasattr(adapter, "capture")
+    if white_box:
+        load_providers()
+    n_scored = n_skipped = 0
+    analyses = {}
+    for name in names:
+        probe, cases = probes.get(name)(), plan[name]
+        done = store.done_case_ids(run_id, name)
+        todo = [c for c in cases if c.id not in done]
+        n_skipped += len(cases) - len(todo)
+        if progress:
+            progress(name, len(cases) - len(todo), len(cases))
+        for i in range(0, len(todo), cfg.chunk):
+            chunk = todo[i:i + cfg.chunk]
+            reqs = [probe.requests(c) for c in chunk]
+            flat = [r for rs in reqs for r in rs]
+            scores = adapter.score([p for p, _ in flat], [c for _, c in flat])
+            results, k = [], 0
+            for c, rs in zip(chunk, reqs):
+                results += probe.judge(c, scores[k:k + len(rs)], run_id, adapter.name)
+                k += len(rs)
+            feats = _features(adapter, chunk, run_id) if white_box else []
+            store.write(results=results, features=feats)
+            n_scored += len(chunk)
+            if progress:
+                progress(name, len(cases) - len(todo) + i + len(chunk), len(cases))
+        analyses[name] = finish_probe(store, run_id, name, cfg.probe.alpha)
+        if cfg.attribute_failures:
+            _attribute(adapter, store, run_id, name, cfg.attribute_failures)
+    store.set_status(run_id, "done")
+    return ScanReport(run_id, analyses, n_scored, n_skipped)
+
+
+def finish_probe(store: Store, run_id: str, name: str, alpha: float = 0.05) -> ProbeAnalysis:
+    """Analyse a probe's stored results; store its findings and summary artifact."""
+    df = store.to_pandas("results", run_id)
+    analysis = probes.get(name)().analyze(df[df["probe"] == name], run_id, alpha)
+    store.add_findings(analysis.findings)
+    store.put_artifact(run_id, f"probe/{name}/summary", analysis.summary)
+    return analysis
+
+
+def _features(adapter, chunk, run_id) -> list[Feature]:
+    out = []
+    for fname in case_features:
+        rows = case_features.get(fname)(adapter, chunk)
+        for c, row in zip(chunk, rows):
+            out += [Feature(run_id, c.id, k, v) for k, v in row.items()]
+    return out
+
+
+def _attribute(adapter, store, run_id, name, top_n) -> None:
+    try:
+        from faultlens.attribution import attribute_failures
+    except ImportError:
+        return
+    df = store.to_pandas("results", run_id)
+    failing = df[(df["probe"] == name) & (~df["passed"].astype(bool))].sort_values("score")
+    attribute_failures(adapter, store, run_id, failing.head(top_n), top_n=top_n)
