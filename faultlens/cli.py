@@ -40,7 +40,9 @@ _load_commands()
 def main() -> None:
     """Entry point: run the app, turning user errors into one line + exit code."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # click returns typer.Exit codes instead of raising here
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except FaultlensError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

@@ -34,8 +34,8 @@ class FaithfulnessConfig:
         batch: perturbed prompts per forward.
     """
 
-    fractions: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
-    n_random: int = 8
+    fractions: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.5)
+    n_random: int = 5
     seed: int = 0
     batch: int = 64
 

@@ -140,7 +140,7 @@ def attribution_graph(adapter, prompt: str, target: str, foil: str, variant: str
     toks = token_strings(adapter.tokenizer, problem.prompt_ids)
     nodes = [{"id": f"L{l}.P{p}", "layer": l, "pos": p, "token": toks[p], "relevance": float(R[l, p])}
              for l in sorted(kept) for p in kept[l]]
-    return {"nodes": nodes, "edges": edges, "logit_diff": float(value.sum()), "method": variant,
+    return {"nodes": nodes, "edges": edges, "logit_diff": float(value.detach().sum()), "method": variant,
             "objective": objective, "tokens": toks, "n_backward": n_backward, "top_k": config.top_k,
             "edge_mass": config.edge_mass}
 

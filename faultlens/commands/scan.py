@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
         run_id: Optional[str] = typer.Option(None, "--run-id", help="Name the run (needed with --resume)."),
         resume: bool = typer.Option(False, "--resume", help="Continue run --run-id, scoring only what is missing."),
         no_features: bool = typer.Option(False, "--no-features", help="Skip capturing internal per-case features."),
+        chunk: int = typer.Option(48, "--chunk", help="Cases per committed transaction (smaller = finer resume points)."),
         attn: str = typer.Option("sdpa", "--attn", help="Attention implementation: sdpa or eager."),
         trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow the model's own Python code (off by default)."),
         store: Optional[str] = StoreOpt,
@@ -54,7 +55,7 @@ def register(app: typer.Typer) -> None:
         load_all()
         names = tuple(registry.resolve(probes))
         st = open_store(store)
-        cfg = ScanConfig(model=model, probes=names, features=not no_features,
+        cfg = ScanConfig(model=model, probes=names, features=not no_features, chunk=chunk,
                          probe=ProbeConfig(case_set=case_set, cases_file=cases, n_per_cell=n_per_cell, seed=seed))
         adapter = load_adapter(model, attn, trust_remote_code)
         with progress_bar() as update:

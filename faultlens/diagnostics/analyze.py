@@ -28,7 +28,8 @@ class AnalyzeConfig:
         batch_tokens: texts per forward are grouped under this many (padded) tokens.
         entropy_low: a query row below this normalised entropy counts as over-focused.
         sink_threshold: Gu et al.'s epsilon (0.3).
-        min_viewers: a sink position must be seen by at least this many queries.
+        min_viewers: a sink position must be seen by at least this many queries (and by half
+            of the text's queries).
             Sink detection uses Gu's alpha minus the alpha uniform attention would give, so
             short texts and sliding windows (where early keys are seen by few, short rows) do not
             look like sinks.
@@ -54,7 +55,7 @@ class AttentionSummary:
     entropy_frac_low: Tensor  # [L, H]
     sink_mass: Tensor  # [L, H] Gu alpha at each text's first token, mean over texts
     sink_excess: Tensor | None = None  # [L, H] that alpha minus what uniform attention would give
-    sink_positions: dict = field(default_factory=dict)  # (layer, head) -> {pos: share of texts}
+    sink_positions: dict = field(default_factory=dict)  # (layer, head) -> {pos: (share of texts, n texts)}
     sink_share: Tensor | None = None  # [L] Gu Sink^eps: share of heads with alpha > eps
     max_logit: Tensor | None = None  # [L, H]
     redundancy: Tensor | None = None  # [L, H, H]
@@ -197,12 +198,13 @@ def analyze(adapter, texts: Sequence[str], cfg: AnalyzeConfig = AnalyzeConfig())
                 for r in rows:
                     a = r["sink_mass"][h] - r["sink_baseline"][0]  # excess over uniform attention
                     n = a.shape[-1]
-                    # causal: position j of an n-token text is seen by n - j queries
-                    ok = (a > cfg.sink_threshold) & (torch.arange(n, 0, -1) >= cfg.min_viewers)
+                    # causal: position j of an n-token text is seen by n - j queries; a sink must
+                    # be seen by at least half of them, so late keys with a few viewers cannot qualify
+                    ok = (a > cfg.sink_threshold) & (torch.arange(n, 0, -1) >= max(cfg.min_viewers, n // 2))
                     for j in ok.nonzero().flatten().tolist():
                         hits[j] = hits.get(j, 0) + 1
                 if hits:
-                    positions[(layer, h)] = {j: c / len(rows) for j, c in sorted(hits.items())}
+                    positions[(layer, h)] = {j: (c / len(rows), c) for j, c in sorted(hits.items())}
         if "token_uniformity" in rows[0]:
             tu.append(torch.stack([r["token_uniformity"] for r in rows]).mean())
             er.append(torch.stack([r["effective_rank"] for r in rows]).mean())

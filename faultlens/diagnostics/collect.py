@@ -36,7 +36,7 @@ class CollectConfig:
 
     layers: tuple[int, ...] | None = None
     mode: str = "stream"
-    block: int = 256
+    block: int = 128
     mass: bool = True
     residual: bool = True
     keep_patterns: bool = False

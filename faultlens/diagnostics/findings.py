@@ -27,7 +27,8 @@ class FindingThresholds:
         dispersion_mean / dispersion_min: head mean above and min above = near-uniform head.
         sink: Gu et al.'s epsilon (0.3), applied to the first-token alpha minus the alpha of
             uniform attention (equal to Gu's alpha on long texts, fair on short ones).
-        sink_share_texts: a non-initial sink position must recur in this share of texts.
+        sink_share_texts / sink_min_texts: a non-initial sink position must recur in this share
+            of texts and in at least this many.
         rank_collapse: token uniformity (Dong et al. relative residual) below this.
         lazy_cos: attention in/out residual cosine at or above this = lazy (He et al. 2024) ...
         lazy_loss: ... or skipping the block changes the loss by less than this (nats) while
@@ -41,6 +42,7 @@ class FindingThresholds:
     dispersion_min: float = 0.8
     sink: float = 0.3
     sink_share_texts: float = 0.5
+    sink_min_texts: int = 2
     rank_collapse: float = 0.05
     lazy_cos: float = 0.99
     lazy_loss: float = 0.01
@@ -93,8 +95,8 @@ def attention_sinks(s: AttentionSummary, th: FindingThresholds, run_id: str) -> 
                               f"({ex:+.2f} over uniform attention)",
                               {"layer": layer, "head": h, "position": 0, "alpha": a, "excess": ex, "threshold": th.sink,
                                "sink_share_layer": float(s.sink_share[li])}))
-            for pos, share in s.sink_positions.get((layer, h), {}).items():
-                if pos != 0 and share >= th.sink_share_texts:
+            for pos, (share, count) in s.sink_positions.get((layer, h), {}).items():
+                if pos != 0 and share >= th.sink_share_texts and count >= th.sink_min_texts:
                     out.append(_f(run_id, "sinks", "attention sink",
                                   f"L{layer}.H{h} sinks on position {pos} in {share:.0%} of texts",
                                   {"layer": layer, "head": h, "position": pos, "share_of_texts": share}))

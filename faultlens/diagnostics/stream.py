@@ -29,11 +29,13 @@ class StreamConfig:
 
     Attributes:
         block: keys per block (memory is B·H·T·block floats).
-        mass: also run pass 2 (sink mass, position profile, key-span mass, head redundancy).
+        mass: also run pass 2 (sink mass, key-span mass, head redundancy).
+        profile: in pass 2, also the mass-by-distance profile (a scatter-add, the costliest part).
     """
 
-    block: int = 256
+    block: int = 128
     mass: bool = True
+    profile: bool = True
 
 
 def visible_block(
@@ -109,32 +111,40 @@ def attention_stats(
     def grouped(lo: int, hi: int) -> Tensor:
         return qf[:, :, lo:hi].reshape(B, Hkv, g * (hi - lo), dh)  # [B, Hkv, g*Tq, dh]
 
-    neg = float("-inf")
-    m = torch.full((B, H, T), neg, device=dev)  # running max
+    # Masked logits get a large finite negative: e^(l-m) underflows to exactly 0 and 0·l stays
+    # finite (a true -inf would give 0·inf = NaN in the weighted sum).
+    big = -1e30
+    m = torch.full((B, H, T), big, device=dev)  # running max
     s = torch.zeros(B, H, T, device=dev)  # running Σ e^(l-m)
-    t = torch.zeros(B, H, T, device=dev)  # running Σ e^(l-m)·l
+    t = torch.zeros(B, H, T, device=dev)  # running Σ e^(l-m)·(l-m), kept relative to the current m
     n = torch.zeros(B, 1, T, device=dev)  # visible keys per query
     for k0, k1 in blocks:  # pass 1: online softmax statistics
         lo, hi = q_range(k0, k1)
         if hi <= lo:
             continue
         vis = visible_block(mask, T, S, k0, k1, key_mask, sliding_window, dev)[..., lo:hi, :]  # [B|1, 1, Tq, bk]
-        lg = _logits(grouped(lo, hi), kf, k0, k1, scaling, softcap, H).masked_fill(~vis, neg)  # [B, H, Tq, bk]
+        lg = _logits(grouped(lo, hi), kf, k0, k1, scaling, softcap, H)  # [B, H, Tq, bk]
+        full = bool(vis.all())  # off-diagonal causal blocks need no masking pass
+        if not full:
+            lg.masked_fill_(~vis, big)
         m_old = m[..., lo:hi]
         m_new = torch.maximum(m_old, lg.amax(-1))
-        base = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
-        e = torch.exp(lg - base[..., None])  # masked → 0
-        decay = torch.exp(m_old - base)
-        s[..., lo:hi] = s[..., lo:hi] * decay + e.sum(-1)
-        t[..., lo:hi] = t[..., lo:hi] * decay + (e * lg.masked_fill(~vis, 0.0)).sum(-1)
+        shift = m_old - m_new  # <= 0
+        decay = torch.exp(shift)
+        lg.sub_(m_new[..., None])  # l - m_new, in place
+        e = torch.exp(lg)  # masked → 0
+        s_old = s[..., lo:hi]
+        # Σ e^(l-m_new)(l-m_new) = decay·(t_old + shift·s_old) + this block's part
+        t[..., lo:hi] = decay * (t[..., lo:hi] + shift * s_old) + torch.linalg.vecdot(e, lg)
+        s[..., lo:hi] = s_old * decay + e.sum(-1)
         m[..., lo:hi] = m_new
-        n[..., lo:hi] += vis.sum(-1).float()
+        n[..., lo:hi] += (k1 - k0) if full else vis.sum(-1).float()
     ok = n > 1
-    logz = m + torch.log(s)  # [B, H, T]
-    ent = (logz - t / s) / torch.log(n.clamp_min(2.0))
+    logz = (m + torch.log(s)).masked_fill(n == 0, float("inf"))  # [B, H, T]; rows seeing nothing get p = 0
+    ent = (torch.log(s) - t / s) / torch.log(n.clamp_min(2.0))  # H = m + log s − Σe·l/s, shifted by m
     out = {
         "entropy": ent.masked_fill(~ok, float("nan")),
-        "max_logit": m.masked_fill(n == 0, neg).amax(-1),  # [B, H]
+        "max_logit": m.masked_fill(n == 0, float("-inf")).amax(-1),  # [B, H]
         "n_visible": n,
     }
     if not config.mass:
@@ -156,14 +166,17 @@ def attention_stats(
             continue
         vis = visible_block(mask, T, S, k0, k1, key_mask, sliding_window, dev)[..., lo:hi, :]
         lg = _logits(grouped(lo, hi), kf, k0, k1, scaling, softcap, H)
-        p = torch.exp(lg - logz[..., lo:hi, None]).masked_fill(~vis, 0.0)  # [B, H, Tq, bk]
+        if not bool(vis.all()):
+            lg.masked_fill_(~vis, big)
+        p = torch.exp(lg.sub_(logz[..., lo:hi, None]))  # [B, H, Tq, bk], masked → 0
         col[..., k0:k1] += p.sum(-2)
         viewers[..., k0:k1] += vis.float().sum(-2).expand(B, 1, -1)
         uniform[..., k0:k1] += (vis.float() / n[..., lo:hi, None].clamp_min(1)).sum(-2).expand(B, 1, -1)
         dist = (torch.arange(S - T + lo, S - T + hi, device=dev)[:, None]
                 - torch.arange(k0, k1, device=dev)[None, :]).clamp_min(0).flatten()  # [Tq*bk]
-        rel.index_add_(1, dist, p.reshape(B * H, -1))
-        rel_n.index_add_(1, dist, vis.float().expand(B, 1, -1, -1).reshape(B, -1))
+        if config.profile:
+            rel.index_add_(1, dist, p.reshape(B * H, -1))
+            rel_n.index_add_(1, dist, vis.float().expand(B, 1, -1, -1).reshape(B, -1))
         pf = p.reshape(B, H, -1)
         gram += torch.matmul(pf, pf.transpose(-1, -2))
         if span is not None:
@@ -171,7 +184,8 @@ def attention_stats(
     nan = float("nan")
     out["sink_mass"] = (col / viewers).masked_fill(viewers == 0, nan)
     out["sink_baseline"] = (uniform / viewers).masked_fill(viewers == 0, nan)  # [B, 1, S]
-    out["relative"] = (rel.view(B, H, S) / rel_n[:, None]).masked_fill(rel_n[:, None] == 0, nan)
+    if config.profile:
+        out["relative"] = (rel.view(B, H, S) / rel_n[:, None]).masked_fill(rel_n[:, None] == 0, nan)
     norm = torch.diagonal(gram, dim1=-2, dim2=-1).sqrt().clamp_min(1e-12)  # [B, H]
     out["redundancy"] = gram / (norm[..., :, None] * norm[..., None, :])  # [B, H, H]
     if span is not None:

@@ -82,27 +82,35 @@ class HFAdapter:
 
     def encode_pair(self, prompt: str, continuation: str) -> tuple[list[int], list[int]]:
         """(prompt ids, continuation ids), lm-eval style: encode whole, split at the prompt's length."""
-        if not prompt.strip() and not self.add_special_tokens:
-            raise FaultlensError("Empty prompt: every case needs prompt text (check the 'prompt' field).")
-        if not prompt.strip():
-            raise FaultlensError("Empty prompt: every case needs prompt text (check the 'prompt' field).")
-        if not continuation:
-            raise FaultlensError(f"Empty continuation after prompt {prompt[:40]!r}: give each case a target and foil.")
-        n_space = len(prompt) - len(prompt.rstrip(" "))
-        if n_space:
-            continuation = prompt[-n_space:] + continuation
-            prompt = prompt[:-n_space]
-        whole = self.encode(prompt + continuation)
-        ctx = self.encode(prompt)
-        cont = whole[len(ctx):]
-        if not cont:  # tokenizer merged the continuation into the prompt's last token
-            ctx, cont = ctx, self.tokenizer(continuation, add_special_tokens=False).input_ids
-        if len(ctx) + len(cont) > self.max_length:
-            raise FaultlensError(
-                f"Prompt + continuation is {len(ctx) + len(cont)} tokens but the model's context is "
-                f"{self.max_length}; shorten the case (prompt starts {prompt[:40]!r})."
-            )
-        return ctx, cont
+        return self.encode_pairs([prompt], [continuation])[0]
+
+    def encode_pairs(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+        """Batch `encode_pair`: each distinct prompt is tokenised once, all in two tokenizer calls."""
+        split = []
+        for prompt, cont in zip(prompts, continuations):
+            if not prompt.strip():
+                raise FaultlensError("Empty prompt: every case needs prompt text (check the 'prompt' field).")
+            if not cont:
+                raise FaultlensError(f"Empty continuation after prompt {prompt[:40]!r}: give each case a target and foil.")
+            n_space = len(prompt) - len(prompt.rstrip(" "))  # trailing spaces belong to the continuation
+            split.append((prompt[:-n_space], prompt[-n_space:] + cont) if n_space else (prompt, cont))
+        uniq = list(dict.fromkeys(p for p, _ in split))
+        tok = lambda texts: self.tokenizer(list(texts), add_special_tokens=self.add_special_tokens).input_ids
+        ctx_of = dict(zip(uniq, tok(uniq)))
+        wholes = tok([p + c for p, c in split])
+        out = []
+        for (prompt, cont), whole in zip(split, wholes):
+            ctx = ctx_of[prompt]
+            cont_ids = whole[len(ctx):]
+            if not cont_ids:  # the tokenizer merged the continuation into the prompt's last token
+                cont_ids = self.tokenizer(cont, add_special_tokens=False).input_ids
+            if len(ctx) + len(cont_ids) > self.max_length:
+                raise FaultlensError(
+                    f"Prompt + continuation is {len(ctx) + len(cont_ids)} tokens but the model's context is "
+                    f"{self.max_length}; shorten the case (prompt starts {prompt[:40]!r})."
+                )
+            out.append((ctx, cont_ids))
+        return out
 
     # ------------------------------------------------------------------ scoring
     @torch.inference_mode()
@@ -114,8 +122,7 @@ class HFAdapter:
         """
         if len(prompts) != len(continuations):
             raise ValueError("prompts and continuations must have the same length")
-        pairs = [self.encode_pair(p, c) for p, c in zip(prompts, continuations)]
-        return self.score_ids(pairs)
+        return self.score_ids(self.encode_pairs(prompts, continuations))
 
     @torch.inference_mode()
     def score_ids(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[float]:

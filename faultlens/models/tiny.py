@@ -18,6 +18,10 @@ from faultlens.registry import Registry
 VOCAB = 512
 TOKENIZER_DIR = ZOO_DIR / "stories260k"
 
+# Defaults for the decoder families; any key can be overridden through tiny_model(**config_kw).
+_DECODER = dict(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                max_position_embeddings=256, bos_token_id=1, eos_token_id=2)
+
 tiny_families: Registry[Callable[..., PretrainedConfig]] = Registry("tiny family", "tiny-families")
 
 
@@ -26,8 +30,8 @@ def _gpt2(**kw) -> PretrainedConfig:
     """GPT-2: learned positions, LayerNorm, fused c_attn (Conv1D)."""
     from transformers import GPT2Config
 
-    return GPT2Config(vocab_size=VOCAB, n_positions=256, n_embd=32, n_layer=2, n_head=4,
-                      bos_token_id=1, eos_token_id=2, **kw)
+    return GPT2Config(**{**dict(vocab_size=VOCAB, n_positions=256, n_embd=32, n_layer=2, n_head=4,
+                                bos_token_id=1, eos_token_id=2), **kw})
 
 
 @tiny_families.register("llama")
@@ -35,9 +39,7 @@ def _llama(**kw) -> PretrainedConfig:
     """Llama: RoPE, RMSNorm, SwiGLU, grouped-query attention."""
     from transformers import LlamaConfig
 
-    return LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                       bos_token_id=1, eos_token_id=2, **kw)
+    return LlamaConfig(**{**_DECODER, "num_key_value_heads": 2, **kw})
 
 
 @tiny_families.register("mistral")
@@ -46,9 +48,7 @@ def _mistral(**kw) -> PretrainedConfig:
     from transformers import MistralConfig
 
     kw.setdefault("sliding_window", 8)
-    return MistralConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                         bos_token_id=1, eos_token_id=2, **kw)
+    return MistralConfig(**{**_DECODER, "num_key_value_heads": 2, **kw})
 
 
 @tiny_families.register("qwen2")
@@ -56,9 +56,7 @@ def _qwen2(**kw) -> PretrainedConfig:
     """Qwen2: RoPE with q/k/v biases, GQA."""
     from transformers import Qwen2Config
 
-    return Qwen2Config(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                       bos_token_id=1, eos_token_id=2, **kw)
+    return Qwen2Config(**{**_DECODER, "num_key_value_heads": 2, **kw})
 
 
 @tiny_families.register("gpt_neox")
@@ -66,9 +64,7 @@ def _gpt_neox(**kw) -> PretrainedConfig:
     """GPT-NeoX: partial rotary, parallel residual, fused query_key_value."""
     from transformers import GPTNeoXConfig
 
-    return GPTNeoXConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, max_position_embeddings=256, rotary_pct=0.5,
-                         bos_token_id=1, eos_token_id=2, **kw)
+    return GPTNeoXConfig(**{**_DECODER, "rotary_pct": 0.5, **kw})
 
 
 FAMILIES = tiny_families.names()

@@ -196,12 +196,14 @@ class LogPartition(Check):
         mean_logit = float(logits.mean())
         events = [("out.log_z", log_z), ("out.mean_logit", mean_logit)]
         self.history.append((obs.step, log_z))
-        drift = log_z - self.history[0][1]
-        if not self._persist(abs(drift) > self.t.log_z_drift):
+        # Growth of |log Z| beyond its initial magnitude: z-loss pulling log Z towards 0 is the
+        # cure, not a symptom, so only moving away from 0 counts.
+        drift = abs(log_z) - abs(self.history[0][1])
+        if not self._persist(drift > self.t.log_z_drift):
             return events, None
         return events, Alarm(
             "output logit divergence", "warning",
-            f"Output log-partition drifted by {drift:+.2f} nats (log Z {self.history[0][1]:.2f} → {log_z:.2f}; "
+            f"Output log-partition drifted away from 0 by {drift:+.2f} nats (log Z {self.history[0][1]:.2f} → {log_z:.2f}; "
             f"mean logit {mean_logit:.2f}).",
             cause="softmax is shift-invariant, so nothing pins the output logits' scale; they drift "
                   "with the learning rate until the loss becomes unstable",

@@ -18,7 +18,7 @@ class Thresholds:
             which a head has collapsed (Zhai et al. 2023); healthy tiny LMs sit at 0.3-0.9.
         max_logit: largest |q·k|/√d_h above which attention logits have grown out of range
             (Dehghani et al. 2023); healthy and qk-normed runs stay at 5-30.
-        log_z_drift: |mean log Z - its first sampled value| in nats (output-logit divergence,
+        log_z_drift: growth of |mean log Z| above its first sampled value, in nats (output-logit divergence,
             Wortsman et al. 2023; z-loss keeps log Z near 0).
         grad_ratio: max/min per-block gradient norm across depth (healthy ≤ ~10; the failing
             Post-LN stack reaches 1e3-1e4, Xiong et al. 2020).
@@ -38,7 +38,7 @@ class Thresholds:
 
     entropy_floor: float = 0.05
     max_logit: float = 50.0
-    log_z_drift: float = 4.0
+    log_z_drift: float = 5.0
     grad_ratio: float = 100.0
     grad_explode: float = 100.0
     divergence: float = 0.5

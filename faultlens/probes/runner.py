@@ -70,38 +70,54 @@ def run_scan(adapter, store: Store, cfg: ScanConfig, run_id: str | None = None, 
     load_all()
     names = probes.resolve(list(cfg.probes))
     plan = {n: probes.get(n)().cases(cfg.probe) for n in names}  # validate all inputs before writing
+    _check_lengths(adapter, plan)
     run_id = start_run(store, cfg, run_id, resume)
+    if getattr(adapter, "n_params", None):  # recorded for failure-rate-vs-size comparisons
+        store.update_config(run_id, n_params=int(adapter.n_params), adapter=type(adapter).__name__)
     white_box = cfg.features and hasattr(adapter, "capture")
     if white_box:
         load_providers()
     n_scored = n_skipped = 0
     analyses = {}
     for name in names:
-        probe, cases = probes.get(name)(), plan[name]
+        cases = plan[name]
         done = store.done_case_ids(run_id, name)
         todo = [c for c in cases if c.id not in done]
         n_skipped += len(cases) - len(todo)
+        base = len(cases) - len(todo)
         if progress:
-            progress(name, len(cases) - len(todo), len(cases))
-        for i in range(0, len(todo), cfg.chunk):
-            chunk = todo[i:i + cfg.chunk]
-            reqs = [probe.requests(c) for c in chunk]
-            flat = [r for rs in reqs for r in rs]
-            scores = adapter.score([p for p, _ in flat], [c for _, c in flat])
-            results, k = [], 0
-            for c, rs in zip(chunk, reqs):
-                results += probe.judge(c, scores[k:k + len(rs)], run_id, adapter.name)
-                k += len(rs)
-            feats = _features(adapter, chunk, run_id) if white_box else []
-            store.write(results=results, features=feats)
-            n_scored += len(chunk)
-            if progress:
-                progress(name, len(cases) - len(todo) + i + len(chunk), len(cases))
+            progress(name, base, len(cases))
+        tick = (lambda k, name=name, base=base, total=len(cases): progress(name, base + k, total)) if progress else None
+        n_scored += score_unit(adapter, store, run_id, name, todo, white_box, cfg.chunk, tick)
         analyses[name] = finish_probe(store, run_id, name, cfg.probe.alpha)
         if cfg.attribute_failures:
             _attribute(adapter, store, run_id, name, cfg.attribute_failures)
     store.set_status(run_id, "done")
     return ScanReport(run_id, analyses, n_scored, n_skipped)
+
+
+def score_unit(adapter, store: Store, run_id: str, probe_name: str, cases, features: bool, chunk: int = 48,
+               tick: Callable[[int], None] | None = None) -> int:
+    """Score one work unit (a model, a probe, a list of cases) into the store; return cases scored.
+
+    Idempotent: each chunk's results and features are one transaction with insert-or-ignore,
+    so a retried or resumed unit never double-writes. Executors (local, Ray) call this.
+    """
+    probe = probes.get(probe_name)()
+    for i in range(0, len(cases), chunk):
+        part = cases[i:i + chunk]
+        reqs = [probe.requests(c) for c in part]
+        flat = [r for rs in reqs for r in rs]
+        scores = adapter.score([p for p, _ in flat], [c for _, c in flat])
+        results, k = [], 0
+        for c, rs in zip(part, reqs):
+            results += probe.judge(c, scores[k:k + len(rs)], run_id, adapter.name)
+            k += len(rs)
+        feats = _features(adapter, part, run_id) if features else []
+        store.write(results=results, features=feats)
+        if tick:
+            tick(i + len(part))
+    return len(cases)
 
 
 def finish_probe(store: Store, run_id: str, name: str, alpha: float = 0.05) -> ProbeAnalysis:
@@ -111,6 +127,19 @@ def finish_probe(store: Store, run_id: str, name: str, alpha: float = 0.05) -> P
     store.add_findings(analysis.findings)
     store.put_artifact(run_id, f"probe/{name}/summary", analysis.summary)
     return analysis
+
+
+def _check_lengths(adapter, plan) -> None:
+    """Fail before the run starts if any prompt cannot fit the model's context."""
+    limit = getattr(adapter, "max_length", None)
+    if not limit or not hasattr(adapter, "encode"):
+        return
+    for name, cases in plan.items():
+        for c in cases:
+            n = len(adapter.encode(c.prompt))
+            if n >= limit:
+                raise FaultlensError(f"Case {c.id!r} of probe {name!r} has a {n}-token prompt but the model's context is "
+                                     f"{limit} tokens; shorten it or drop the case.")
 
 
 def _features(adapter, chunk, run_id) -> list[Feature]:

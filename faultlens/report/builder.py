@@ -72,7 +72,8 @@ def _num(x, digits: int = 3) -> str:
     return f"{f:.{digits}g}" if abs(f) >= 1e-3 or f == 0 else f"{f:.2e}"
 
 
-def _static(name: str) -> str:
+def static_text(name: str) -> str:
+    """A file of `report/static/` (our CSS and JS), read from the installed package."""
     return (HERE / "static" / name).read_text(encoding="utf-8")
 
 
@@ -110,7 +111,7 @@ def render(store: Store, run_ids: list[str], config: ReportConfig = ReportConfig
     page = environment().get_template("report.html.j2").render(
         title=config.title, runs=runs, compare=compare, nonce=nonce, figs_json=figs.to_json(),
         plotly_inline=None if config.plotly_src else plotly_js(), plotly_src=config.plotly_src,
-        css=_static("report.css"), app_js=_static("report.js"), home=config.home,
+        css=static_text("report.css"), app_js=static_text("report.js"), home=config.home,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), version=faultlens_version,
         store=store.location,
     )

@@ -21,6 +21,8 @@ import numpy as np
 
 # Colours used by every section so a run reads consistently.
 PALETTE = ["#3b6ea8", "#d9534f", "#5cb85c", "#f0ad4e", "#8e6bb8", "#2bb0a8", "#b8860b", "#777777"]
+# Sequential scales that start white, so "nothing" reads as background.
+BLUES = [[0, "#f7fbff"], [0.15, "#deebf7"], [0.35, "#9ecae1"], [0.6, "#4292c6"], [0.8, "#2171b5"], [1, "#08306b"]]
 BASE_LAYOUT: dict[str, Any] = {
     "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
     "font": {"family": "system-ui, -apple-system, Segoe UI, sans-serif", "size": 12},
@@ -40,7 +42,7 @@ def plot_text(text: Any, limit: int = 60) -> str:
     s = str(text).replace("\n", "\\n").replace("\t", "\\t")
     if len(s) > limit:
         s = s[: limit - 1] + "…"
-    return html.escape(s, quote=True)
+    return html.escape(s, quote=False)
 
 
 def clean(obj: Any) -> Any:
@@ -48,9 +50,14 @@ def clean(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
+        if obj and all(type(v) is float for v in obj):  # fast path: the long numeric series
+            return [v if math.isfinite(v) else None for v in obj]
         return [clean(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return clean(obj.tolist())
+        if obj.dtype.kind == "f":
+            return clean(np.where(np.isfinite(obj), obj, np.nan).astype(object).tolist()) if not np.isfinite(obj).all() \
+                else obj.tolist()
+        return obj.tolist()
     if isinstance(obj, (np.floating, float)):
         x = float(obj)
         return x if math.isfinite(x) else None
@@ -68,11 +75,22 @@ def script_json(obj: Any) -> str:
     (`</script>`) or open an HTML comment; U+2028/2029 are escaped for old JS parsers. The
     result still parses with `JSON.parse` to the same value.
     """
-    text = json.dumps(clean(obj), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    try:  # fast path: already strict JSON (most figures); clean() walks Python objects, slowly
+        text = json.dumps(obj, separators=(",", ":"), allow_nan=False, ensure_ascii=False, default=_np_default)
+    except ValueError:
+        text = json.dumps(clean(obj), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     return (
         text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
         .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
     )
+
+
+def _np_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def layout(**overrides: Any) -> dict:
@@ -86,15 +104,16 @@ def layout(**overrides: Any) -> dict:
     return out
 
 
-def encode_u8_sqrt(z: np.ndarray) -> str:
-    """Quantise values in [0, 1] to one byte each on a square-root scale, base64 encoded.
+def encode_u8_sqrt(z: np.ndarray) -> list[str]:
+    """Quantise values in [0, 1] to one byte each on a square-root scale, base64 per frame.
 
-    A square-root scale keeps small attention weights visible (1/255² ≈ 1.5e-5 is the smallest
-    non-zero step) at 1 byte per cell instead of ~8 characters of JSON. The page decodes
-    `p = (b / 255)²`.
+    `z` is [F, rows, cols] (F frames). A square-root scale keeps small attention weights
+    visible (1/255² ≈ 1.5e-5 is the smallest non-zero step) at 1 byte per cell instead of ~8
+    characters of JSON. The page decodes `p = (b / 255)²`. NaN becomes 0.
     """
-    q = np.rint(np.sqrt(np.clip(np.nan_to_num(z, nan=0.0), 0.0, 1.0)) * 255.0).astype(np.uint8)
-    return base64.b64encode(q.tobytes()).decode("ascii")
+    z = np.asarray(z, dtype=np.float32)
+    q = np.rint(np.sqrt(np.clip(np.where(np.isnan(z), 0.0, z), 0.0, 1.0)) * 255.0).astype(np.uint8)  # [F, r, c]
+    return [base64.b64encode(frame.tobytes()).decode("ascii") for frame in q]
 
 
 def pool_square(pattern: np.ndarray, max_size: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -109,8 +128,12 @@ def pool_square(pattern: np.ndarray, max_size: int) -> tuple[np.ndarray, list[tu
         return pattern, [(i, i + 1) for i in range(t)]
     edges = np.linspace(0, t, max_size + 1).round().astype(int)  # [n+1]
     spans = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
-    rows = np.stack([pattern[..., a:b, :].mean(axis=-2) for a, b in spans], axis=-2)  # [..., n, T]
-    pooled = np.stack([rows[..., a:b].sum(axis=-1) for a, b in spans], axis=-1)  # [..., n, n]
+    # Pooling as two small matrix products (BLAS), far faster than reduceat on a middle axis.
+    member = np.zeros((max_size, t), dtype=pattern.dtype)  # [n, T]: bin i covers tokens a..b-1
+    for i, (a, b) in enumerate(spans):
+        member[i, a:b] = 1.0
+    rows_mean = member / member.sum(axis=1, keepdims=True)  # [n, T]
+    pooled = rows_mean @ pattern @ member.T  # [n, T] @ [..., T, T] @ [T, n] -> [..., n, n]
     return pooled, spans
 
 
@@ -151,7 +174,9 @@ class Figures:
         return fid
 
     def to_json(self) -> str:
-        return script_json(self.specs)
+        # One figure at a time, so a NaN in one figure does not send all of them down the slow path.
+        parts = [f"{script_json(fid)}:{script_json(spec)}" for fid, spec in self.specs.items()]
+        return "{" + ",".join(parts) + "}"
 
 
 def _decode_first(frame: Any, encoding: str, shape: tuple[int, int]) -> list:

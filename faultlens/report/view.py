@@ -11,15 +11,32 @@ import json
 import re
 import zlib
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
+from faultlens.errors import FaultlensError
 from faultlens.store import Store
 from faultlens.store import schema as S
 from faultlens.store.store import decode_array
+
+def open_existing(target: str | Path | None) -> Store:
+    """Open a store for reading without creating one: a missing SQLite file is an error.
+
+    `Store()` creates the file when it is absent, which is right for writers but would make
+    `report`/`serve` silently show an empty new store after a typo in --store.
+    """
+    from faultlens.store.store import DEFAULT_STORE
+
+    t = str(target or DEFAULT_STORE)
+    if "://" not in t and not Path(t).expanduser().is_file():
+        raise FaultlensError(f"No run store at {t}; pass --store with the path of an existing store "
+                             "(or set FAULTLENS_STORE).")
+    return Store(t)
+
 
 LAYER_HEAD = re.compile(r"^(?P<stat>.+)\.L(?P<layer>\d+)(?:\.H(?P<head>\d+))?$")
 

@@ -27,8 +27,7 @@ def _case_figure(figs: Figures, case_id: str, norms: np.ndarray, tokens: list[st
     xs = list(range(0, norms.shape[1], step))
     ticks = [plot_text(tokens[i], 12) if i < len(tokens) else str(i) for i in xs]
     trace = {"type": "heatmap", "z": shown.round(3).tolist(), "x": xs,
-             "y": [f"L{i}" if i else "emb" for i in range(norms.shape[0])], "colorscale": "Magma",
-             "reversescale": True, "colorbar": {"title": {"text": "‖h‖"}},
+             "y": [f"L{i}" if i else "emb" for i in range(norms.shape[0])], "colorscale": "Viridis", "colorbar": {"title": {"text": "‖h‖"}},
              "customdata": [ticks] * shown.shape[0],
              "hovertemplate": "%{y}, pos %{x} (%{customdata})<br>norm %{z:.3g}<extra></extra>"}
     axis = {"tickmode": "array", "tickvals": xs if len(xs) <= 64 else xs[:: max(1, len(xs) // 48)],
@@ -47,7 +46,7 @@ def _layer_figure(figs: Figures, df) -> str | None:
     g = df.groupby("layer")["value"]
     layers = [int(x) for x in g.mean().index]
     band = {"type": "scatter", "x": layers + layers[::-1], "y": g.max().tolist() + g.min().tolist()[::-1],
-            "fill": "toself", "fillcolor": "rgba(59,110,168,0.15)", "line": {"width": 0}, "name": "min–max",
+            "mode": "lines", "fill": "toself", "fillcolor": "rgba(59,110,168,0.15)", "line": {"width": 0}, "name": "min–max",
             "hoverinfo": "skip"}
     mean = {"type": "scatter", "mode": "lines+markers", "x": layers, "y": g.mean().tolist(), "name": "mean",
             "line": {"color": PALETTE[0]}}

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from faultlens.report.figures import PALETTE, Figures, encode_u8_sqrt, layout, plot_text, pool_square
+from faultlens.report.figures import BLUES, PALETTE, Figures, encode_u8_sqrt, layout, plot_text, pool_square
 from faultlens.report.sections import Section, report_sections
 from faultlens.report.view import RunView
 
@@ -74,6 +74,9 @@ def _profile_figure(figs: Figures, profile: dict) -> str | None:
             continue
         rows = series if isinstance(series[0], list) else [series]
         for j, row in enumerate(rows[:24]):
+            if not all(isinstance(v, (int, float)) or v is None for v in row):
+                continue
+            row = [None if v is None or v < 0 else v for v in row]  # negative = "unseen" (diagnostics' -1)
             label = name if len(rows) == 1 else f"{name} L{j}"
             traces.append({"type": "scatter", "mode": "lines", "name": plot_text(label), "y": row,
                            "x": x if x and len(x) == len(row) else list(range(len(row))),
@@ -91,16 +94,18 @@ def _pattern_stack(figs: Figures, case_id: str, layers: dict[int, np.ndarray], t
     frames, titles, spans = [], [], None
     for i in order:
         pat = np.nan_to_num(layers[i].astype(np.float32))  # [H, T, T]
+        if pat.shape[0] < n_heads:  # a layer with fewer heads is padded with empty maps
+            pat = np.concatenate([pat, np.zeros((n_heads - pat.shape[0],) + pat.shape[1:], np.float32)])
         pat = np.concatenate([pat, pat.mean(axis=0, keepdims=True)], axis=0)  # [H+1, T, T]
         pooled, spans = pool_square(pat, MAX_TOKENS)  # [H+1, n, n]
+        frames += encode_u8_sqrt(pooled)
         for h in range(n_heads + 1):
-            frames.append(encode_u8_sqrt(pooled[h] if h < pooled.shape[0] else np.zeros_like(pooled[0])))
             titles.append(f"{plot_text(case_id)}: layer {i}, {'mean of heads' if h == n_heads else f'head {h}'}")
     n = len(spans)
     labels = [plot_text("".join(tokens[a:b]) if b - a == 1 else f"{a}–{b - 1}", 14) if tokens else str(a)
               for a, b in spans]
     axis = {"tickmode": "array", "tickvals": list(range(n)), "ticktext": labels, "tickfont": {"size": 9}}
-    base = {"x": list(range(n)), "y": list(range(n)), "colorscale": "Blues", "zmin": 0, "zmax": 1,
+    base = {"x": list(range(n)), "y": list(range(n)), "colorscale": BLUES, "zmin": 0, "zmax": 1,
             "colorbar": {"title": {"text": "p"}},
             "hovertemplate": "query %{y} → key %{x}<br>p = %{z:.4f}<extra></extra>"}
     lay = layout(title={"text": titles[0]}, height=520, xaxis=axis | {"title": {"text": "key"}, "side": "bottom"},

@@ -102,15 +102,18 @@ def flipped_pairs(df: pd.DataFrame) -> tuple[list[dict], bool]:
         cut = max(cid.rfind(s) for s in "-_:.")
         return cid[:cut] if cut > 0 else cid
 
-    pairs = rows.assign(_pair=[pair_of(r) for r in rows.itertuples()])
-    flips = []
-    for pid, g in pairs.groupby("_pair", sort=False):
-        if g["value"].map(json.dumps).nunique() > 1 and g["passed"].nunique() > 1:
-            flips.append((pid, g))
-        if len(flips) >= MAX_FLIPS:
-            break
-    if flips:
-        return [{"pair": pid, "members": [_case_row(r) for r in g.itertuples()]} for pid, g in flips], True
+    pairs = rows.assign(_pair=[pair_of(r) for r in rows.itertuples()], _v=rows["value"].map(json.dumps),
+                        _p=rows["passed"].astype(bool))
+    # Vectorised per pair: distinct values, distinct outcomes, and the margin swing.
+    agg = pairs.groupby("_pair", sort=False).agg(n_values=("_v", "nunique"), n_outcomes=("_p", "nunique"),
+                                                 hi=("score", "max"), lo=("score", "min"))
+    agg = agg[(agg["n_values"] > 1) & (agg["n_outcomes"] > 1)]
+    # The most dramatic flips (largest margin swing inside the pair) first.
+    top = (agg["hi"] - agg["lo"]).fillna(0.0).sort_values(ascending=False, kind="stable").index[:MAX_FLIPS]
+    if len(top):
+        members = pairs[pairs["_pair"].isin(top)]
+        by_pair = {pid: g for pid, g in members.groupby("_pair", sort=False)}
+        return [{"pair": pid, "members": [_case_row(r) for r in by_pair[pid].itertuples()]} for pid in top], True
     failing = rows[rows["passed"] == False].head(MAX_FLIPS)  # noqa: E712 (pandas mask)
     return [{"pair": str(r.case_id), "members": [_case_row(r)]} for r in failing.itertuples()], False
 

@@ -19,6 +19,7 @@ from faultlens.report.view import RunView
 
 MAX_CASES = 60
 MAX_EDGES = 300
+MAX_NODES = 400
 
 
 def shade(r: float) -> str:
@@ -35,15 +36,16 @@ def _method_view(payload: dict, method: str) -> dict:
     rel = rel[: len(tokens)]
     scale = np.nanmax(np.abs(rel)) if rel.size and np.isfinite(rel).any() else 1.0
     scale = scale if scale > 0 else 1.0
+    shown = [t.replace("▁", " ").replace("Ġ", " ").replace("Ċ", "\n") for t in tokens]  # SentencePiece / GPT-2 marks
     toks = []
-    for i, t in enumerate(tokens):
+    for i, t in enumerate(shown):
         r = float(rel[i]) if i < rel.size else math.nan
-        toks.append({"text": t.replace("▁", " ").replace("Ġ", " ").replace("Ċ", "\n"),
+        toks.append({"text": t,
                      "bg": shade(r / scale if math.isfinite(r) else math.nan),
                      "title": f"{i}: {r:.4g}" if math.isfinite(r) else f"{i}: –"})
     top = [int(i) for i in np.argsort(-np.nan_to_num(np.abs(rel), nan=-1))[:3]] if rel.size else []
     return {"method": str(payload.get("method") or method), "tokens": toks,
-            "top": [(tokens[i], float(rel[i])) for i in top if i < len(tokens)],
+            "top": [(shown[i], float(rel[i])) for i in top if i < len(tokens)],
             "faithfulness": {k: v for k, v in (payload.get("faithfulness") or {}).items()
                              if isinstance(v, (int, float)) or v is None}}
 
@@ -67,17 +69,20 @@ def _graph_figure(figs: Figures, graph: dict, case_id: str) -> str | None:
             traces.append({"type": "scatter", "mode": "lines", "x": xs, "y": ys, "hoverinfo": "skip",
                            "name": "positive edges" if sign > 0 else "negative edges",
                            "line": {"color": color, "width": 1.5}})
+    # Keep the nodes the kept edges touch, then the most relevant others, up to MAX_NODES.
+    touched = {str(e.get(k)) for e in edges for k in ("source", "target")}
+    ranked = sorted(nodes, key=lambda k: (k not in touched, -abs(nodes[k].get("relevance") or 0.0)))
+    nodes = {k: nodes[k] for k in ranked[:MAX_NODES]}
     rel = np.array([n.get("relevance") or 0.0 for n in nodes.values()], dtype=float)
     size = 6 + 18 * np.abs(rel) / (np.abs(rel).max() or 1.0)
     traces.append({"type": "scatter", "mode": "markers", "name": "nodes",
                    "x": [n.get("pos") for n in nodes.values()], "y": [n.get("layer") for n in nodes.values()],
                    "text": [plot_text(n.get("id")) for n in nodes.values()],
-                   "marker": {"size": size.round(1).tolist(), "color": rel.round(5).tolist(), "colorscale": "RdBu",
-                              "reversescale": True, "cmid": 0, "colorbar": {"title": {"text": "relevance"}},
+                   "marker": {"size": size.round(1).tolist(), "color": rel.round(5).tolist(), "colorscale": "RdBu", "cmid": 0, "colorbar": {"title": {"text": "relevance"}},
                               "line": {"width": 0.5, "color": "#333"}},
                    "hovertemplate": "%{text}<br>layer %{y}, pos %{x}<br>relevance %{marker.color:.4g}<extra></extra>"})
     title = f"attribution graph: {plot_text(case_id)} (top {len(edges)} edges by |weight|)"
-    return figs.add(traces, layout(title={"text": title}, height=420, xaxis={"title": {"text": "position"}},
+    return figs.add(traces, layout(title={"text": title}, height=420, legend={"orientation": "h", "y": -0.2}, xaxis={"title": {"text": "position"}},
                                    yaxis={"title": {"text": "layer"}, "dtick": 1}))
 
 

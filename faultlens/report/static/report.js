@@ -24,6 +24,9 @@
     if (!spec) return;
     drawn[id] = true;
     el.innerHTML = "";
+    // Fix the container height: with responsive sizing, a later relayout (the selectors')
+    // would otherwise shrink the figure to the container's CSS min-height.
+    if (spec.layout && spec.layout.height) el.style.height = spec.layout.height + "px";
     Plotly.newPlot(el, spec.data, spec.layout, config);
     el.setAttribute("data-frame", "0");
   }

@@ -1,0 +1,143 @@
+"""Planted-bias organisms: tiny Hugging Face `LlamaForCausalLM`s trained on the skewed case
+distributions of `bias_data.py` (or their clean twins), saved as ordinary model directories
+with a word-level tokenizer and their held-out `cases.jsonl`, so `HFAdapter.load(dir)` and the
+probe battery treat them like any model.
+
+`measure_bias(dir)` scores the held-out cases through `HFAdapter` (target vs foil log-prob)
+and reports accuracy in the favoured vs disfavoured condition with a 95 % CI on the gap.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from faultlens.errors import FaultlensError
+from faultlens.organisms.bias_data import bias_generators, vocabulary
+from faultlens.types import Case
+
+
+@dataclass(frozen=True)
+class BiasTrainConfig:
+    """Training settings shared by every bias organism (tiny Llama, answer-token loss only)."""
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 3e-3
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+    n_test: int = 400
+    seed: int = 0
+
+
+def build_tokenizer():
+    """A word-level `PreTrainedTokenizerFast` over the bias world's words; BOS is prepended."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors, decoders
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<s>", "</s>", "<unk>"]
+    vocab = {w: i for i, w in enumerate(specials + vocabulary())}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    tok.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>")
+
+
+def _batch(tok, cases: list[Case]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ids ``[B, T]``, attention mask, and labels with only the answer token."""
+    enc = [tok(c.prompt + c.target).input_ids for c in cases]
+    T = max(map(len, enc))
+    ids = torch.zeros(len(enc), T, dtype=torch.long)
+    att = torch.zeros(len(enc), T, dtype=torch.long)
+    labels = torch.full((len(enc), T), -100, dtype=torch.long)
+    for b, e in enumerate(enc):
+        ids[b, : len(e)] = torch.tensor(e)
+        att[b, : len(e)] = 1
+        labels[b, len(e) - 1] = e[-1]  # answers are one word = one token
+    return ids, att, labels
+
+
+def train_bias_organism(name: str, out_dir: str | Path, clean: bool = False,
+                        cfg: BiasTrainConfig | None = None) -> Path:
+    """Train the `name` bias organism (or its clean twin) and save it as an HF directory.
+
+    The directory holds config.json, model.safetensors, the tokenizer, `cases.jsonl`
+    (held-out, balanced over the bias variable) and `organism.json` (how it was made).
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = cfg or BiasTrainConfig()
+    gen = bias_generators.get(name)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer()
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    mcfg = LlamaConfig(vocab_size=len(tok), hidden_size=cfg.hidden, intermediate_size=2 * cfg.hidden,
+                       num_hidden_layers=cfg.layers, num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
+                       max_position_embeddings=64, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                       tie_word_embeddings=False)
+    model = LlamaForCausalLM(mcfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    t0 = time.perf_counter()
+    model.train()
+    for step in range(cfg.steps):
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * min(1.0, (step + 1) / 30)
+        ids, att, labels = _batch(tok, gen(rng, cfg.batch_size, "train", clean))
+        logits = model(input_ids=ids, attention_mask=att).logits  # [B, T, V]
+        loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    model.eval()
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    test = gen(random.Random(10_000 + cfg.seed), cfg.n_test, "test", clean)
+    with open(out / "cases.jsonl", "w") as fh:
+        for c in test:
+            fh.write(c.to_json() + "\n")
+    (out / "organism.json").write_text(json.dumps(
+        {"name": name, "clean": clean, "train": asdict(cfg), "final_loss": float(loss.detach()),
+         "seconds": time.perf_counter() - t0}, indent=2))
+    return out
+
+
+def gap_with_ci(hits_a: list[bool], hits_b: list[bool]) -> dict:
+    """Accuracy gap a − b with a 95 % Wald interval (normal approximation for two proportions)."""
+    na, nb = len(hits_a), len(hits_b)
+    if not na or not nb:
+        raise FaultlensError("Both conditions need cases to measure a bias gap.")
+    pa, pb = sum(hits_a) / na, sum(hits_b) / nb
+    se = math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
+    gap = pa - pb
+    return {"acc_favoured": pa, "acc_disfavoured": pb, "gap": gap, "ci95": [gap - 1.96 * se, gap + 1.96 * se],
+            "n_favoured": na, "n_disfavoured": nb}
+
+
+def measure_bias(model_dir: str | Path) -> dict:
+    """Score the directory's held-out `cases.jsonl` with `HFAdapter`; a case is right when the
+    target's log-prob beats the foil's. Returns `gap_with_ci` plus overall accuracy."""
+    from faultlens.models.hf import HFAdapter
+
+    path = Path(model_dir)
+    if not (path / "cases.jsonl").is_file():
+        raise FaultlensError(f"{path} has no cases.jsonl; train it with `faultlens organisms train`.")
+    cases = [Case.from_dict(json.loads(line)) for line in (path / "cases.jsonl").read_text().splitlines() if line]
+    ad = HFAdapter.load(str(path))
+    tgt = ad.score([c.prompt for c in cases], [c.target for c in cases])
+    foil = ad.score([c.prompt for c in cases], [c.foil for c in cases])
+    hits = [t > f for t, f in zip(tgt, foil)]
+    fav = [h for h, c in zip(hits, cases) if c.meta.get("favoured")]
+    dis = [h for h, c in zip(hits, cases) if not c.meta.get("favoured")]
+    return gap_with_ci(fav, dis) | {"accuracy": sum(hits) / len(hits), "n": len(hits)}
