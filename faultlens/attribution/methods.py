@@ -13,9 +13,9 @@ recorded tensors); they differ only in which rules are attached during the forwa
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -58,29 +58,44 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().double().cpu().numpy()
 
 
+@contextmanager
+def frozen_params(model: nn.Module) -> Iterator[None]:
+    """Inside the block no parameter requires grad, so autograd records and runs only the paths
+    to the activations we read relevance from (no weight-gradient bookkeeping). Restored on exit."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, f in flags:
+            p.requires_grad_(f)
+
+
 def gradient_attribution(model: nn.Module, problem: Problem, fn: TargetFn, variant: str | None) -> Attribution:
-    """Relevance ``h ⊙ ∂f/∂h`` at every recorded tensor, with LRP rules `variant` (None = plain)."""
+    """Relevance ``h ⊙ ∂f/∂h`` at every recorded tensor, with LRP rules `variant` (None = plain).
+
+    One forward of the problem's single row with autograd, one ``autograd.grad`` over all recorded
+    tensors (embeddings, residual states, head outputs, attention / MLP outputs).
+    """
     Tp = problem.n_prompt
     rules = lrp_rules(model, variant) if variant else nullcontext()
-    with rules, record(model) as rec, torch.enable_grad():
+    with frozen_params(model), rules, record(model) as rec, torch.enable_grad():
         pe = problem.prompt_embeds(model).requires_grad_(True)  # [1, Tp, d]
         value = problem.run(model, pe, fn)  # [1]
         L = len(rec.mlp)
         tensors = rec.states + rec.heads + rec.attn + rec.mlp
         grads = torch.autograd.grad(value.sum(), tensors, allow_unused=True)
-    rel = [(t * g).detach().sum(-1) if g is not None else torch.zeros(t.shape[:-1]) for t, g in zip(tensors, grads)]  # each [R, T]
-    states = rel[: L + 1]
-    layers = torch.stack([r[:, :Tp].sum(0) for r in states])  # [L+1, Tp]
-    heads = []
-    for t, g in zip(rec.heads, grads[L + 1: 2 * L + 1]):
+    with torch.no_grad():
+        prods = [t[0] * g[0] if g is not None else torch.zeros_like(t[0]) for t, g in zip(tensors, grads)]  # each [T, ·]
+        states = torch.stack([p.sum(-1) for p in prods[: L + 1]])  # [L+1, T]
         H = rec.n_heads
-        hr = (t * g).detach().reshape(*t.shape[:-1], H, -1).sum(-1) if g is not None else torch.zeros(*t.shape[:-1], H)  # [R, T, H]
-        heads.append(hr.sum((0, 1)))
-    attn = torch.stack([r.sum() for r in rel[2 * L + 1: 3 * L + 1]])
-    mlp = torch.stack([r.sum() for r in rel[3 * L + 1:]])
+        heads = torch.stack([p.reshape(p.shape[0], H, -1).sum((0, 2)) for p in prods[L + 1: 2 * L + 1]])  # [L, H]
+        attn = torch.stack([p.sum() for p in prods[2 * L + 1: 3 * L + 1]])  # [L]
+        mlp = torch.stack([p.sum() for p in prods[3 * L + 1:]])  # [L]
     return Attribution(
-        relevance=_np(layers[0]), value=float(value.detach().sum()), layers=_np(layers), heads=_np(torch.stack(heads)),
-        attn=_np(attn), mlp=_np(mlp), answer_prefix=float(states[0][:, Tp:].sum()),
+        relevance=_np(states[0, :Tp]), value=float(value.detach().sum()), layers=_np(states[:, :Tp]),
+        heads=_np(heads), attn=_np(attn), mlp=_np(mlp), answer_prefix=float(states[0, Tp:].sum()),
     )
 
 

@@ -22,10 +22,9 @@ from faultlens.registry import Registry
 
 @dataclass(frozen=True)
 class Answer:
-    """Where an answer's tokens are predicted: row `row` of the problem, at `positions`."""
+    """Where an answer's tokens are predicted: the row positions whose next-token logits score them."""
 
     ids: tuple[int, ...]
-    row: int
     positions: tuple[int, ...]
 
 
@@ -33,7 +32,7 @@ class Readout:
     """Lazy access to logits at chosen positions from final hidden states.
 
     Args:
-        hidden: final-norm output ``[N, R, T, d]`` (N batch items × R rows per item).
+        hidden: final-norm output ``[N, T, d]`` (N batch items, one row each).
         head: the unembedding (``model.get_output_embeddings()``).
     """
 
@@ -41,7 +40,7 @@ class Readout:
         self.hidden, self.head = hidden, head
 
     def _h(self, a: Answer) -> torch.Tensor:
-        return self.hidden[:, a.row, list(a.positions)]  # [N, m, d]
+        return self.hidden[:, list(a.positions)]  # [N, m, d]
 
     def logit(self, a: Answer) -> torch.Tensor:
         """Summed logits of the answer's tokens ``[N]``: only m × d dot products, no T × V matrix."""

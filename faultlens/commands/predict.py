@@ -40,6 +40,9 @@ def print_eval(ev: dict, title: str = "failure predictor (grouped CV, out-of-fol
         console.print(f"{ev['n_cases']} cases, {ev['n_failures']} failures; {ev['n_folds']} folds grouped by "
                       f"{setup} ({ev['n_groups']} groups); {ev['n_features']} features", highlight=False)
     console.print(f"[bold]verdict:[/] {ev['verdict']}", highlight=False)
+    if "within_family_auroc" in ev:
+        console.print(f"mean AUROC inside each probe family (no family base-rate effect): predictor "
+                      f"{ev['within_family_auroc']:.3f}, black-box {ev.get('within_family_blackbox_auroc', float('nan')):.3f}", highlight=False)
     for key, label, fmt in (("importance", "permutation importance (held-out AUROC drop)", "{:+.3f}"),
                             ("univariate", "single-feature AUROC (distance from 0.5)", "{:.3f}")):
         vals = ev.get(key) or {}

@@ -235,7 +235,13 @@ class HFAdapter:
         sampling.setdefault("do_sample", False)
         gen = self.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
                                   pad_token_id=self.pad_id, **sampling)
-        return [self.tokenizer.decode(g[L:], skip_special_tokens=True) for g in gen]
+        return [self._decode_continuation(e, g[L:].tolist()) for e, g in zip(enc, gen)]
+
+    def _decode_continuation(self, prompt_ids: list[int], new_ids: list[int]) -> str:
+        """New text as it reads after the prompt (SentencePiece drops a leading space when decoding alone)."""
+        dec = lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True)
+        full, pre = dec(prompt_ids + new_ids), dec(prompt_ids)
+        return full[len(pre):] if full.startswith(pre) else dec(new_ids)
 
     # ------------------------------------------------------------------ internals
     def capture(self, points: Sequence[str], fn: Callable[[str, Any], Any] | None = None):

@@ -176,6 +176,13 @@ def evaluate(data: CaseTable, cfg: EvalConfig = EvalConfig()) -> dict:
     ev["importance"] = _importance(cfg.estimator, X, y, folds, cfg)
     ev["univariate"] = univariate_auroc(X, y)
     ev["risk_by_value"] = _risk_by_value(data, y, scores["predictor"])
+    ev["per_family"] = _per_family(data, y, scores)
+    fam = [v for v in ev["per_family"].values() if v.get("auroc") is not None]
+    if fam:  # family base rates cannot inflate this one: each AUROC ranks cases of one family only
+        w = np.array([v["n"] for v in fam], dtype=float)
+        for k in ("auroc", "blackbox_auroc"):
+            if all(v.get(k) is not None for v in fam):
+                ev[f"within_family_{k}"] = float(np.average([v[k] for v in fam], weights=w))
     ev.update(grouping=grouping, n_groups=int(len(np.unique(groups))), n_folds=len(folds), n_cases=int(len(y)),
               n_failures=int(y.sum()), feature_set=cfg.features, baseline_set=cfg.baseline, n_features=len(cols),
               features=cols, baseline_features=bcols, estimator=repr(cfg.estimator), verdict=verdict(ev))
@@ -187,6 +194,20 @@ def _risk_by_value(data: CaseTable, y, p) -> list[dict]:
     df = pd.DataFrame({"probe": data.meta["probe"], "value": data.meta["value"].astype(str), "fail": y, "risk": p})
     g = df.groupby(["probe", "value"], sort=False).agg(n=("fail", "size"), fail_rate=("fail", "mean"), mean_risk=("risk", "mean"))
     return [{"probe": k[0], "value": k[1], **{c: float(v) for c, v in r.items()}} for k, r in g.iterrows()]
+
+
+def _per_family(data: CaseTable, y, scores: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Out-of-fold AUROC inside each probe family (None when a family has one class only)."""
+    out = {}
+    for fam in sorted(data.meta["probe"].unique()):
+        m = (data.meta["probe"] == fam).to_numpy()
+        row = {"n": int(m.sum()), "n_failures": int(y[m].sum())}
+        for k in ("predictor", "blackbox"):
+            if k in scores:
+                ok = y[m].any() and not y[m].all()
+                row["auroc" if k == "predictor" else "blackbox_auroc"] = float(roc_auc_score(y[m], scores[k][m])) if ok else None
+        out[fam] = row
+    return out
 
 
 def verdict(ev: dict) -> str:

@@ -74,6 +74,11 @@ def run_scan(adapter, store: Store, cfg: ScanConfig, run_id: str | None = None, 
     run_id = start_run(store, cfg, run_id, resume)
     if getattr(adapter, "n_params", None):  # recorded for failure-rate-vs-size comparisons
         store.update_config(run_id, n_params=int(adapter.n_params), adapter=type(adapter).__name__)
+    mode = scan_mode(adapter)
+    stored_mode = store.get_run(run_id)["config"].get("score_mode")
+    if stored_mode and stored_mode != mode:
+        raise FaultlensError(f"Run {run_id!r} was scored in {stored_mode} mode but this model needs {mode} mode; start a new run.")
+    store.update_config(run_id, score_mode=mode)
     white_box = cfg.features and hasattr(adapter, "capture")
     if white_box:
         load_providers()
@@ -88,7 +93,7 @@ def run_scan(adapter, store: Store, cfg: ScanConfig, run_id: str | None = None, 
         if progress:
             progress(name, base, len(cases))
         tick = (lambda k, name=name, base=base, total=len(cases): progress(name, base + k, total)) if progress else None
-        n_scored += score_unit(adapter, store, run_id, name, todo, white_box, cfg.chunk, tick)
+        n_scored += score_unit(adapter, store, run_id, name, todo, white_box, cfg.chunk, tick, mode)
         analyses[name] = finish_probe(store, run_id, name, cfg.probe.alpha)
         if cfg.attribute_failures:
             _attribute(adapter, store, run_id, name, cfg.attribute_failures)
@@ -96,24 +101,32 @@ def run_scan(adapter, store: Store, cfg: ScanConfig, run_id: str | None = None, 
     return ScanReport(run_id, analyses, n_scored, n_skipped)
 
 
+def scan_mode(adapter) -> str:
+    """"score" (log-likelihood) unless the adapter says it cannot return prompt log-probs."""
+    can = getattr(adapter, "supports_prompt_logprobs", None)
+    return "generate" if can is not None and not can() else "score"
+
+
 def score_unit(adapter, store: Store, run_id: str, probe_name: str, cases, features: bool, chunk: int = 48,
-               tick: Callable[[int], None] | None = None) -> int:
+               tick: Callable[[int], None] | None = None, mode: str = "score") -> int:
     """Score one work unit (a model, a probe, a list of cases) into the store; return cases scored.
 
     Idempotent: each chunk's results and features are one transaction with insert-or-ignore,
     so a retried or resumed unit never double-writes. Executors (local, Ray) call this.
+    In "generate" mode (black-box models without log-probs) a per-probe judge reads generations.
     """
     probe = probes.get(probe_name)()
     for i in range(0, len(cases), chunk):
         part = cases[i:i + chunk]
-        reqs = [probe.requests(c) for c in part]
-        flat = [r for rs in reqs for r in rs]
-        scores = adapter.score([p for p, _ in flat], [c for _, c in flat])
-        results, k = [], 0
-        for c, rs in zip(part, reqs):
-            results += probe.judge(c, scores[k:k + len(rs)], run_id, adapter.name)
-            k += len(rs)
+        if mode == "generate":
+            from faultlens.probes.judges import generate_chunk
+
+            results = generate_chunk(probe, adapter, part, run_id)
+        else:
+            results = _score_chunk(probe, adapter, part, run_id)
         feats = _features(adapter, part, run_id) if features else []
+        if hasattr(adapter, "blackbox_features"):
+            feats += _blackbox_features(adapter, part, results, run_id)
         store.write(results=results, features=feats)
         if tick:
             tick(i + len(part))
@@ -127,6 +140,29 @@ def finish_probe(store: Store, run_id: str, name: str, alpha: float = 0.05) -> P
     store.add_findings(analysis.findings)
     store.put_artifact(run_id, f"probe/{name}/summary", analysis.summary)
     return analysis
+
+
+def _score_chunk(probe, adapter, part, run_id):
+    reqs = [probe.requests(c) for c in part]
+    flat = [r for rs in reqs for r in rs]
+    scores = adapter.score([p for p, _ in flat], [c for _, c in flat])
+    results, k = [], 0
+    for c, rs in zip(part, reqs):
+        results += probe.judge(c, scores[k:k + len(rs)], run_id, adapter.name)
+        k += len(rs)
+    return results
+
+
+def _blackbox_features(adapter, part, results, run_id) -> list[Feature]:
+    """Features an API model allows (lengths, output entropy from top logprobs)."""
+    texts = {r.case_id: (r.detail.get("generations") or [None])[0] for r in results}
+    missing = [c.prompt for c in part if texts.get(c.id) is None]  # score mode: no text yet
+    gens = dict(zip(missing, adapter.generate(missing, max_new_tokens=8))) if missing else {}
+    out = []
+    for c in part:
+        text = texts.get(c.id) or gens.get(c.prompt, "")
+        out += [Feature(run_id, c.id, k, v) for k, v in adapter.blackbox_features(c.prompt, text).items() if v == v]
+    return out
 
 
 def _check_lengths(adapter, plan) -> None:

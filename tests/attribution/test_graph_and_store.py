@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from faultlens.attribution import attribute_failures, attribution_graph, explain, explanation_to_store
-from faultlens.attribution.graph import GraphConfig, edge_rows, first_token_problem
+from faultlens.attribution.graph import GraphConfig, edge_rows
 from faultlens.attribution.patching import lrp_rules
 from faultlens.attribution.problem import Problem
 from faultlens.attribution.recording import record
@@ -17,7 +17,7 @@ from faultlens.types import Case
 
 
 def _full_edges(ad, prompt, t, f, variant):
-    problem = first_token_problem(Problem.build(ad, prompt, t, f))
+    problem = Problem.build(ad, prompt, t, f)
     model = ad.model
     with lrp_rules(model, variant):
         with record(model) as rec, torch.enable_grad():
