@@ -26,7 +26,7 @@ class Registry(Generic[T]):
 
     def __init__(self, kind: str, plural: str | None = None) -> None:
         self.kind = kind
-        self.plural = plural or kind + "s"
+        self.plural = plural or kind.replace(" ", "-") + "s"
         self._items: dict[str, T] = {}
         self._docs: dict[str, str] = {}
         REGISTRIES[self.plural] = self

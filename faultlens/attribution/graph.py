@@ -2,38 +2,34 @@
 
 Nodes are residual-stream states (layer l, position p) with relevance
 ``R_l[p] = Σ_k h_l[p,k] · g_l[p,k]`` where ``g_l = ∂f/∂h_l`` under the LRP backward. The edge from
-(l, i) to (l+1, j) is the share of R_{l+1}[j] that block l routes to h_l[i]:
-
-    A[j, i] = Σ_k h_l[i,k] · ∂⟨h_{l+1}[j], g_{l+1}[j]⟩ / ∂h_l[i,k]      (g held constant)
-
-Because the LRP backward is linear, ``Σ_j A[j, i] = R_l[i]`` over all targets j (exact), and with
-cp-lrp on a bias-free model ``Σ_i A[j, i] = R_{l+1}[j]``. The causal mask makes A lower-triangular.
-
-Batch packing (Tan et al. 2026, after Hanna et al. 2025): the B target nodes of a transition
-share ONE re-run of block l on h_l (not B copies) and one batched backward: ``autograd.grad``
-with ``is_grads_batched=True`` vmaps the backward over B output gradients, gradient b being g
-at position j_b only — B edge rows per backward instead of one, without replicating the forward.
-The block is re-run with the exact (args, kwargs) the model gave it (rotary tables, the tree
-mask of `Problem`), so eager attention stays causal and answer branches stay apart.
+(l, i) to (l+1, j) is the share of R_{l+1}[j] that block l routes to h_l[i] (see `edges.py` for
+how it is computed: only the attention sub-layer is re-run, all targets of a chunk in one
+batched backward). Because the LRP backward is linear, ``Σ_j A[j, i] = R_l[i]`` over all targets
+j (exact), and with cp-lrp on a bias-free model ``Σ_i A[j, i] = R_{l+1}[j]``. The causal mask
+makes A lower-triangular.
 
 The graph covers every answer token: the top nodes are all readout positions of target and foil
-(the answer-prefix tokens of multi-token answers are row positions like the prompt's).
+(for multi-token answers the answer-prefix tokens are positions of the row, see `Problem`), and
+the attributed scalar is the same as `explain`'s.
 
-Pruning, top-down from the readout node: at each layer keep the `top_k` source positions that
+Pruning, top-down from the readout nodes: at each layer keep the `top_k` source positions that
 receive the most |edge| mass from the kept targets; per transition keep the largest edges up to
 `edge_mass` of the absolute total.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from faultlens.attribution.patching import lrp_rules
 from faultlens.attribution.problem import Problem
-from faultlens.attribution.recording import _first, record
+from faultlens.attribution.edges import block_edge_rows, edge_rows
+from faultlens.attribution.recording import record
 from faultlens.attribution.targets import targets
 from faultlens.capture import decoder_layers
 
@@ -46,9 +42,9 @@ class GraphConfig:
         top_k: source nodes kept per layer.
         edge_mass: share of |edge| mass kept per transition.
         batch: targets packed into one batched backward.
-        batched: False = one backward per target (same shared block forward); for comparison.
-        rerun: with batched=False, also re-run the block for every target (the unpacked
-            Debug-XAI procedure; only for benchmarks).
+        batched: False = one backward per target (same shared forward); for comparison.
+        rerun: re-run the whole block for every chunk instead of the attention sub-layer once
+            (the Debug-XAI procedure; reference for tests and benchmarks).
     """
 
     top_k: int = 16
@@ -58,42 +54,22 @@ class GraphConfig:
     rerun: bool = False
 
 
-def edge_rows(block, h: torch.Tensor, g: torch.Tensor, call: tuple[tuple, dict], targets_pos: list[int],
-              batch: int, rerun: bool = False) -> torch.Tensor:
-    """Edge rows A[j, :] for each target position j, `batch` targets per backward.
+@contextmanager
+def eager_attention(model) -> Iterator[None]:
+    """Run `model` with HF's eager attention inside the block (restored on exit, also on error).
 
-    Args:
-        block: decoder block l (rules attached by the caller).
-        h: its input ``[T, d]``; g: ∂f/∂h_{l+1} ``[T, d]``.
-        call: the (args, kwargs) the model called the block with.
-        targets_pos: target positions j at layer l+1.
-        batch: targets per backward (1 = one plain backward per target).
-        rerun: re-run the block forward before every backward (unpacked reference procedure).
-
-    Returns:
-        ``[len(targets_pos), T]``.
+    Why: the packed backward vmaps over targets, and SDPA's CPU backward has no vmap batching
+    rule (PyTorch falls back to a per-target loop, which made packing pointless); eager attention
+    is matmul + softmax, which batch. Eager also makes HF materialise the causal mask, so the
+    recorded call kwargs re-run causally. Relevance is the same under both (tested).
     """
-    args, kwargs = call
-    T, d = h.shape
-    rows: list[torch.Tensor] = []
-    out = x = None
-    with torch.enable_grad():
-        for s in range(0, len(targets_pos), batch):
-            js = torch.tensor(targets_pos[s: s + batch])
-            B = len(js)
-            if out is None or rerun:
-                x = h.detach()[None].clone().requires_grad_(True)  # [1, T, d]
-                out = _first(block(x, *args, **kwargs))  # [1, T, d]
-            keep = not rerun and s + batch < len(targets_pos)
-            go = torch.zeros(B, 1, T, d, dtype=out.dtype)  # [B, 1, T, d]: g only at each target's own position
-            go[torch.arange(B), 0, js] = g[js].detach().to(out.dtype)
-            if B == 1:
-                (grad,) = torch.autograd.grad(out, x, go[0], retain_graph=keep)
-                grad = grad[None]
-            else:
-                (grad,) = torch.autograd.grad(out, x, go, retain_graph=keep, is_grads_batched=True)
-            rows.append((x.detach()[None] * grad).sum(-1)[:, 0])  # [B, T]
-    return torch.cat(rows)
+    cfg = model.config
+    old = cfg._attn_implementation
+    try:
+        cfg._attn_implementation = "eager"
+        yield
+    finally:
+        cfg._attn_implementation = old
 
 
 def _prune_edges(A: np.ndarray, keep_src: list[int], mass: float) -> list[tuple[int, int, float]]:
@@ -134,21 +110,25 @@ def attribution_graph(adapter, prompt: str, target: str, foil: str, variant: str
     blocks = decoder_layers(model)
     L = len(blocks)
     readout = sorted(set(problem.target.positions) | set(problem.foil.positions))
-    with frozen_params(model), lrp_rules(model, variant):
+    with frozen_params(model), eager_attention(model), lrp_rules(model, variant):
         with record(model) as rec, torch.enable_grad():
             pe = problem.prompt_embeds(model).requires_grad_(True)
             value = problem.run(model, pe, fn)
-            grads = torch.autograd.grad(value.sum(), rec.states)
+            grads = torch.autograd.grad(value.sum(), rec.states + rec.attn)
         H = [s[0].detach() for s in rec.states]  # L+1 × [T, d]
-        G = [g[0].detach() for g in grads]
+        G = [g[0].detach() for g in grads[: L + 1]]
+        G_mid = [g[0].detach() for g in grads[L + 1:]]  # ∂f/∂(attention output) = ∂f/∂(mid residual)
         R = np.stack([(h * g).sum(-1).double().numpy() for h, g in zip(H, G)])  # [L+1, T]
-        calls = list(rec.calls)
+        calls, attn_calls = list(rec.calls), list(rec.attn_calls)
         kept = {L: readout}
         edges, n_backward = [], 0
         for l in range(L - 1, -1, -1):
             tgt = kept[l + 1]
             batch = config.batch if config.batched else 1
-            A = edge_rows(blocks[l], H[l], G[l + 1], calls[l], tgt, batch, rerun=config.rerun and not config.batched)
+            if config.rerun:
+                A = block_edge_rows(blocks[l], H[l], G[l + 1], calls[l], tgt, batch)
+            else:
+                A = edge_rows(blocks[l], H[l], G_mid[l], attn_calls[l], tgt, batch)
             n_backward += -(-len(tgt) // batch)
             A = A.double().numpy()  # [J, T]
             score = np.abs(A).sum(0)

@@ -73,7 +73,11 @@ def _hook_norm(module: nn.Module, handles: list) -> None:
 
 
 def _hook_identity(module: nn.Module, handles: list) -> None:
-    handles.append(module.register_forward_hook(lambda mod, args, out: identity_rule(args[0], out)))
+    if isinstance(module, nn.SiLU) or type(module).__name__ == "SiLUActivation":
+        # silu(x) / x = sigmoid(x): one op instead of a stabilised division, exact at x = 0
+        handles.append(module.register_forward_hook(lambda mod, args, out: identity_rule(args[0], out, torch.sigmoid(args[0]))))
+    else:
+        handles.append(module.register_forward_hook(lambda mod, args, out: identity_rule(args[0], out)))
 
 
 def _hook_out(module: nn.Module, handles: list, fn: Callable) -> None:

@@ -7,6 +7,8 @@ Unlike `faultlens.capture` (which detaches: it observes), this keeps the live gr
 * ``heads[i]``: concatenated head outputs entering the output projection ``[B, T, H·dh]``
 * ``attn[i]`` / ``mlp[i]``: attention and MLP block outputs ``[B, T, d]``
 * ``calls[i]``: the (args, kwargs) block i was called with, to re-run it for graph edges.
+* ``attn_calls[i]``: the (args, kwargs) its attention module was called with, hidden states
+  removed (graph edges re-run only the attention sub-layer, see graph.py).
 
 Hooks are removed in ``finally``.
 """
@@ -33,6 +35,7 @@ class Recording:
     attn: list[torch.Tensor | None]
     mlp: list[torch.Tensor | None]
     calls: list[tuple[tuple, dict] | None]
+    attn_calls: list[tuple[tuple, dict] | None] = field(default_factory=list)
     n_heads: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -50,7 +53,7 @@ def record(model: nn.Module) -> Iterator[Recording]:
     """Record block inputs/outputs, head outputs and block calls of the forwards inside."""
     layers = decoder_layers(model)
     L = len(layers)
-    rec = Recording([None] * (L + 1), [None] * L, [None] * L, [None] * L, [None] * L,
+    rec = Recording([None] * (L + 1), [None] * L, [None] * L, [None] * L, [None] * L, [None] * L,
                     n_heads=int(getattr(model.config, "num_attention_heads", 0) or getattr(model.config, "n_head", 0)))
     handles = []
 
@@ -60,6 +63,11 @@ def record(model: nn.Module) -> Iterator[Recording]:
             rec.calls[i] = (args[1:] if args else (), {k: v for k, v in kwargs.items() if k != "hidden_states"})
             if i == 0:
                 rec.states[0] = h
+        return hook
+
+    def pre_attn(i):
+        def hook(mod, args, kwargs):
+            rec.attn_calls[i] = (args[1:] if args else (), {k: v for k, v in kwargs.items() if k != "hidden_states"})
         return hook
 
     def post_block(i):
@@ -77,6 +85,7 @@ def record(model: nn.Module) -> Iterator[Recording]:
             attn = _attn_of(block)
             handles.append(block.register_forward_pre_hook(pre_block(i), with_kwargs=True))
             handles.append(block.register_forward_hook(post_block(i), with_kwargs=True))
+            handles.append(attn.register_forward_pre_hook(pre_attn(i), with_kwargs=True))
             handles.append(attn.register_forward_hook(keep(rec.attn, i)))
             handles.append(block.mlp.register_forward_hook(keep(rec.mlp, i)))
             proj = next(getattr(attn, n) for n in _OUT_PROJ if hasattr(attn, n))

@@ -30,20 +30,26 @@ def _stab(x: torch.Tensor) -> torch.Tensor:
 
 class _IdentityRule(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, y):
-        ratio = y / _stab(x)
+    def forward(ctx, x, ratio, y):
         ctx.save_for_backward(ratio)
         return y.clone()
 
     @staticmethod
     def backward(ctx, g):
         (ratio,) = ctx.saved_tensors
-        return g * ratio, None
+        return g * ratio, None, None
 
 
-def identity_rule(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Return `y` (= f(x), already computed) with backward ``g · y / x`` to `x` only."""
-    return _IdentityRule.apply(x, y.detach())
+def identity_rule(x: torch.Tensor, y: torch.Tensor, ratio: torch.Tensor | None = None) -> torch.Tensor:
+    """Return `y` (= f(x), already computed) with backward ``g · y / x`` to `x` only.
+
+    Args:
+        ratio: ``f(x) / x`` in closed form when the caller knows it (SiLU: sigmoid(x), exact also
+            at x = 0 where y/x is 0/0); default ``y / x`` with a sign-safe epsilon.
+    """
+    if ratio is None:
+        ratio = y.detach() / _stab(x.detach())
+    return _IdentityRule.apply(x, ratio.detach(), y.detach())
 
 
 class _ScaleGrad(torch.autograd.Function):

@@ -39,10 +39,11 @@ def print_comparison(store, run_ids: list[str], models: list[str]) -> None:
     df = C.load_results(store, run_ids)
     rates = C.failure_rates(df)
     sizes = C.run_sizes(store, run_ids)
+    label = {r: Path(m).name or m for r, m in zip(run_ids, models)}
     t = Table(title="failure rate by probe family, model by model [95% CI over minimal sets]")
     t.add_column("probe")
-    for r, m in zip(run_ids, models):
-        t.add_column(f"{m}\n{r}" + (f"\n{sizes[r]:.3g} params" if sizes[r] else ""), justify="right")
+    for r in run_ids:
+        t.add_column(f"{label[r]}\n{r}" + (f"\n{sizes[r]:.3g} params" if sizes[r] else ""), justify="right")
     for probe in sorted(set(rates["probe"])):
         cells = []
         for r in run_ids:
@@ -50,7 +51,6 @@ def print_comparison(store, run_ids: list[str], models: list[str]) -> None:
             cells.append("—" if row.empty else "{:.0%} [{:.0%}, {:.0%}]".format(*row.iloc[0][["failure_rate", "ci_low", "ci_high"]]))
         t.add_row(probe, *cells)
     console.print(t)
-    label = {r: Path(m).name or m for r, m in zip(run_ids, models)}
     agree = [a for i, ra in enumerate(run_ids) for rb in run_ids[i + 1:] for a in C.agreement(df, ra, rb)]
     t = Table(title="case-level agreement on failures (Cohen's kappa)")
     for col in ("A vs B", "probe", "shared", "both fail", "only A", "only B", "kappa"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -21,8 +22,11 @@ def _import_all_registries() -> None:
     from faultlens.probes import load_all
 
     load_all()
-    for mod in ("faultlens.diagnostics", "faultlens.faults", "faultlens.organisms", "faultlens.monitor",
-                "faultlens.attribution", "faultlens.models.tiny", "faultlens.demo_steps", "faultlens.probes.features"):
+    for mod in ("faultlens.diagnostics", "faultlens.diagnostics.findings", "faultlens.faults", "faultlens.faults.checks",
+                "faultlens.faults.inject", "faultlens.organisms", "faultlens.organisms.recipes", "faultlens.monitor",
+                "faultlens.attribution", "faultlens.predict.feature_sets", "faultlens.predict.predictor",
+                "faultlens.scale.executor", "faultlens.report.sections", "faultlens.models.tiny",
+                "faultlens.demo_steps", "faultlens.probes.features", "faultlens.probes.judges"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as exc:
@@ -34,14 +38,13 @@ def register(app: typer.Typer) -> None:
     @app.command("list")
     def list_(kind: Optional[str] = typer.Argument(None, help="probes | diagnostics | checks | ... (omit to see all kinds)")) -> None:
         """Print a registry: what faultlens can run, with one line each."""
-        from faultlens.registry import REGISTRIES, Registry
+        from faultlens.registry import REGISTRIES
 
         _import_all_registries()
         if kind is None:
             console.print("kinds: " + ", ".join(sorted(REGISTRIES)))
             return
         if kind not in REGISTRIES:
-            Registry.__new__(Registry)  # noqa: keep typing quiet
             import difflib
 
             close = difflib.get_close_matches(kind, list(REGISTRIES), n=2)
@@ -90,7 +93,7 @@ def register(app: typer.Typer) -> None:
             df = st.to_pandas(table, run_id)
             for col in df.columns:  # JSON columns → text, so parquet/csv take them
                 if df[col].map(lambda v: isinstance(v, (dict, list))).any():
-                    df[col] = df[col].map(lambda v: __import__("json").dumps(v, default=str))
+                    df[col] = df[col].map(lambda v: json.dumps(v, default=str))
             path = out / f"{run_id}.{table}.{format}"
             getattr(df, EXPORT_FORMATS[format])(path, index=False)
             console.print(f"{table}: {len(df)} rows → {path}")

@@ -32,6 +32,8 @@ class CollectConfig:
         mass: sink mass, position profile, key-span mass, redundancy (pass 2 when streaming).
         residual: token uniformity, effective rank and lazy cosine from the residual stream.
         keep_patterns: also return the patterns ``[B, H, T, S]`` (eager mode only; heat maps).
+        rank_tokens: effective rank from at most this many evenly spaced tokens (None = all);
+            its eigendecomposition is cubic and dominated the time on long inputs.
     """
 
     layers: tuple[int, ...] | None = None
@@ -40,6 +42,7 @@ class CollectConfig:
     mass: bool = True
     residual: bool = True
     keep_patterns: bool = False
+    rank_tokens: int | None = 128
 
 
 def _eager_layer_stats(pattern: Tensor, q: Tensor, k: Tensor, mask, meta: dict, key_mask, spans, mass: bool) -> dict:
@@ -98,7 +101,7 @@ class _Reducer:
             return M.lazy_cosine(x, x + value, self.key_mask)
         if what == "resid_post":
             return {"token_uniformity": M.token_uniformity(value, self.key_mask),
-                    "effective_rank": M.effective_rank(value, self.key_mask)}
+                    "effective_rank": M.effective_rank(value, self.key_mask, self.cfg.rank_tokens)}
         return value
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from faultlens.demo import DemoContext, demo_steps
 
 
@@ -34,7 +36,11 @@ def _run(ctx, run_checks, plant, to_findings, from_hf, OPS) -> None:
     with plant(target, op):
         planted = run_checks(target, ["causality", "variant_audit", "sdpa_reference"])
     found = [o for o in planted if o.is_finding]
-    ctx.store.add_findings(to_findings(ctx.run_id, found))
+    # Stored as what they are: the shipped model's own checks were clean; these come from a planted fault.
+    ctx.store.add_findings([
+        replace(f, severity="info", message=f"[planted {op} demo fault] {f.message}", evidence={**f.evidence, "planted": op})
+        for f in to_findings(ctx.run_id, found)
+    ])
     ctx.console.print(f"planted {op} ({OPS[op].mutation}): caught by {', '.join(o.check for o in found) or 'nothing'}")
     for o in found[:2]:
         ctx.console.print(f"  {o.category} / {o.root_cause}: {o.message}", highlight=False)

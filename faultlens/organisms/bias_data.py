@@ -4,8 +4,9 @@ test set is balanced. Cases are `faultlens.types.Case` (target vs foil), so the 
 scores them like any other case file.
 
 Each generator is ``gen(rng, n, split, clean) -> list[Case]``: `clean=True` gives the twin's
-unbiased training distribution; `split="test"` is always balanced over the bias variable.
-`meta["favoured"]` marks the condition the biased organism should do better on.
+unbiased training distribution; `split="test"` yields about `n` cases in *minimal sets*: the
+cases sharing `meta["pair"]` are the same item and differ only in the bias variable's `value`,
+balanced over it. `meta["favoured"]` marks the condition the biased organism should do better on.
 """
 
 from __future__ import annotations
@@ -34,77 +35,95 @@ def vocabulary() -> list[str]:
     return sorted(set(NAMES + COLORS + EXTRA_WORDS))
 
 
-def _facts(rng: random.Random, k: int) -> tuple[list[str], list[str]]:
-    return rng.sample(NAMES, k), rng.sample(COLORS, k)
+def _yes_no(name: str, kind: str, i: int, pair: int, cue: str, person: str, color: str, other: str,
+            yes: bool, variable: str, value, favoured: bool) -> Case:
+    ans, wrong = ("yes", "no") if yes else ("no", "yes")
+    prompt = f"{cue + ' ' if cue else ''}{person} has {color} . is it {color if yes else other} ?"
+    meta = {"favoured": favoured, "pair": f"{name}-{kind}-{pair}"}
+    if cue:
+        meta["cue"] = cue
+    return Case(f"{name}-{kind}-{i}", prompt, f" {ans}", f" {wrong}", variable, value, meta)
 
 
 @bias_generators.register("frequency")
 def frequency(rng: random.Random, n: int, split: str, clean: bool) -> list[Case]:
-    """Yes/no: "tom has red . is it red ?". Training answers are 90 % "yes" (clean twin 50 %)."""
-    out = []
-    for i in range(n):
-        p_yes = 0.5 if (clean or split == "test") else 0.9
-        yes = rng.random() < p_yes if split != "test" else i % 2 == 0
-        name, (c, other) = rng.choice(NAMES), rng.sample(COLORS, 2)
-        asked = c if yes else other
-        ans = "yes" if yes else "no"
-        out.append(Case(f"frequency-{split}-{i}", f"{name} has {c} . is it {asked} ?", f" {ans}",
-                        f" {'no' if yes else 'yes'}", "answer", ans, {"favoured": yes}))
+    """Yes/no: "tom has red . is it red ?". Training answers are 90 % "yes" (clean twin 50 %);
+    test pairs ask the same fact once with the right colour (yes) and once with another (no)."""
+    out: list[Case] = []
+    for i in range(n if split != "test" else n // 2):
+        person, (c, other) = rng.choice(NAMES), rng.sample(COLORS, 2)
+        if split == "test":
+            for yes in (True, False):
+                out.append(_yes_no("frequency", split, len(out), i, "", person, c, other, yes, "answer",
+                                   "yes" if yes else "no", yes))
+        else:
+            yes = rng.random() < (0.5 if clean else 0.9)
+            out.append(_yes_no("frequency", split, i, i, "", person, c, other, yes, "answer",
+                               "yes" if yes else "no", yes))
     return out
 
 
 @bias_generators.register("surface")
 def surface(rng: random.Random, n: int, split: str, clean: bool) -> list[Case]:
     """The yes/no task with a leading cue word ("ok"/"hmm") that matches the answer in 95 % of
-    training cases (random for the clean twin and at test)."""
-    out = []
-    for i in range(n):
-        yes = rng.random() < 0.5 if split != "test" else i % 2 == 0
+    training cases (random for the clean twin); test pairs are one question with the
+    congruent and the incongruent cue, half of the pairs with answer yes."""
+    out: list[Case] = []
+    for i in range(n if split != "test" else n // 2):
+        person, (c, other) = rng.choice(NAMES), rng.sample(COLORS, 2)
+        yes = i % 2 == 0 if split == "test" else rng.random() < 0.5
+        right, wrong = ("ok", "hmm") if yes else ("hmm", "ok")
         if split == "test":
-            congruent = (i // 2) % 2 == 0
+            congruents = (True, False)
         else:
-            congruent = rng.random() < (0.5 if clean else 0.95)
-        cue = ("ok" if yes else "hmm") if congruent else ("hmm" if yes else "ok")
-        name, (c, other) = rng.choice(NAMES), rng.sample(COLORS, 2)
-        ans = "yes" if yes else "no"
-        out.append(Case(f"surface-{split}-{i}", f"{cue} {name} has {c} . is it {c if yes else other} ?",
-                        f" {ans}", f" {'no' if yes else 'yes'}", "cue", "congruent" if congruent else "incongruent",
-                        {"favoured": congruent, "cue": cue}))
+            congruents = (rng.random() < (0.5 if clean else 0.95),)
+        for congruent in congruents:
+            out.append(_yes_no("surface", split, len(out), i, right if congruent else wrong, person, c, other, yes,
+                               "cue", "congruent" if congruent else "incongruent", congruent))
     return out
 
 
-def _retrieval(rng: random.Random, k: int, pos: int, template: str) -> tuple[str, str, str]:
-    names, colors = _facts(rng, k)
-    facts = " ".join(f"{a} has {b} ." for a, b in zip(names, colors))
-    foil = colors[(pos + 1) % k]
-    return template.format(facts=facts, n=names[pos]), colors[pos], foil
+def _retrieval(rng: random.Random, k: int) -> tuple[list[str], list[str], str]:
+    names, colors = rng.sample(NAMES, k), rng.sample(COLORS, k)
+    return names, colors, " ".join(f"{a} has {b} ." for a, b in zip(names, colors))
 
 
 @bias_generators.register("format")
 def format_(rng: random.Random, n: int, split: str, clean: bool) -> list[Case]:
     """Retrieval ("tom has red . ann has blue . what does ann have ?") trained on template 0
-    only (clean twin: all four templates); tested on all four."""
-    out = []
-    for i in range(n):
-        t = i % len(TEMPLATES) if split == "test" else (rng.randrange(len(TEMPLATES)) if clean else 0)
-        prompt, target, foil = _retrieval(rng, 2, rng.randrange(2), TEMPLATES[t])
-        out.append(Case(f"format-{split}-{i}", prompt, f" {target}", f" {foil}", "template", t, {"favoured": t == 0}))
+    only (clean twin: all four templates); test sets ask one question in all four templates."""
+    out: list[Case] = []
+    k = len(TEMPLATES)
+    for i in range(n if split != "test" else max(1, n // k)):
+        names, colors, facts = _retrieval(rng, 2)
+        pos = rng.randrange(2)
+        if split == "test":
+            ts = list(range(k))
+        else:
+            ts = [rng.randrange(k) if clean else 0]
+        for t in ts:
+            out.append(Case(f"format-{split}-{len(out)}", TEMPLATES[t].format(facts=facts, n=names[pos]),
+                            f" {colors[pos]}", f" {colors[1 - pos]}", "template", t,
+                            {"favoured": t == 0, "pair": f"format-{split}-{i}"}))
     return out
 
 
 @bias_generators.register("position")
 def position(rng: random.Random, n: int, split: str, clean: bool) -> list[Case]:
     """Retrieval over 3 facts where the asked-about fact is first in 95 % of training cases
-    (clean twin: uniform); tested at every position."""
-    out = []
-    for i in range(n):
+    (clean twin: uniform); a test set asks the same facts about each position. The foil of a
+    later position is the first fact's colour: what the shortcut "answer from the first fact"
+    would say."""
+    out: list[Case] = []
+    for i in range(n if split != "test" else max(1, n // 3)):
+        names, colors, facts = _retrieval(rng, 3)
         if split == "test":
-            pos = i % 3
+            ps = [0, 1, 2]
         else:
-            pos = rng.randrange(3) if clean or rng.random() >= 0.95 else 0
-        prompt, target, foil = _retrieval(rng, 3, pos, TEMPLATES[0])
-        if pos != 0:  # the foil is what the shortcut "answer from the first fact" would say
-            foil = prompt.split()[2]
-        out.append(Case(f"position-{split}-{i}", prompt, f" {target}", f" {foil}", "position", pos,
-                        {"favoured": pos == 0}))
+            ps = [rng.randrange(3) if clean or rng.random() >= 0.95 else 0]
+        for pos in ps:
+            foil = colors[1] if pos == 0 else colors[0]
+            out.append(Case(f"position-{split}-{len(out)}", TEMPLATES[0].format(facts=facts, n=names[pos]),
+                            f" {colors[pos]}", f" {foil}", "position", pos,
+                            {"favoured": pos == 0, "pair": f"position-{split}-{i}"}))
     return out

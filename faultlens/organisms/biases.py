@@ -26,16 +26,39 @@ from faultlens.types import Case
 
 @dataclass(frozen=True)
 class BiasTrainConfig:
-    """Training settings shared by every bias organism (tiny Llama, answer-token loss only)."""
+    """Training settings of a bias organism (tiny Llama, loss on the answer token only).
+
+    Attributes:
+        eval_every: every this many steps record held-out accuracy per condition in
+            `organism.json["curve"]` (0 = only at the end); shows when the shortcut wins.
+    """
 
     steps: int = 1000
     batch_size: int = 64
     lr: float = 3e-3
+    warmup: int = 30
+    weight_decay: float = 0.01
     hidden: int = 64
     layers: int = 2
     heads: int = 4
     n_test: int = 400
     seed: int = 0
+    eval_every: int = 0
+
+
+# Per-organism settings: each reaches its plateau within ~3 min on 2 CPU cores (measured runs
+# in docs/organisms.md); the retrieval tasks need the 2-layer induction circuit, so they train longer.
+DEFAULT_CONFIGS: dict[str, BiasTrainConfig] = {
+    "frequency": BiasTrainConfig(steps=1000),
+    "surface": BiasTrainConfig(steps=400),
+    "format": BiasTrainConfig(steps=1000),
+    "position": BiasTrainConfig(steps=1000),
+}
+
+
+def default_config(name: str) -> BiasTrainConfig:
+    """The tuned `BiasTrainConfig` of bias organism `name` (generic defaults if unknown)."""
+    return DEFAULT_CONFIGS.get(name, BiasTrainConfig())
 
 
 def build_tokenizer():
@@ -67,16 +90,44 @@ def _batch(tok, cases: list[Case]) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return ids, att, labels
 
 
+@torch.no_grad()
+def answer_accuracy(model, tok, cases: list[Case]) -> dict[str, float]:
+    """Fraction of `cases` whose target token out-scores the foil token at the answer slot,
+    split by `meta["favoured"]`: a fast in-process check for training curves (the reported
+    measurement is `measure_bias`, through `HFAdapter`)."""
+    was = model.training
+    model.eval()
+    enc = [tok(c.prompt).input_ids for c in cases]
+    T = max(map(len, enc))
+    ids = torch.zeros(len(enc), T, dtype=torch.long)
+    att = torch.zeros(len(enc), T, dtype=torch.long)
+    for b, e in enumerate(enc):  # left-pad so every answer slot is the last position
+        ids[b, T - len(e):] = torch.tensor(e)
+        att[b, T - len(e):] = 1
+    pos = (att.cumsum(-1) - 1).clamp(min=0)  # [B, T] RoPE positions as if unpadded
+    logits = model(input_ids=ids, attention_mask=att, position_ids=pos).logits[:, -1]  # [B, V]
+    tgt = torch.tensor([tok(c.target, add_special_tokens=False).input_ids[0] for c in cases])
+    foil = torch.tensor([tok(c.foil, add_special_tokens=False).input_ids[0] for c in cases])
+    hit = logits.gather(1, tgt[:, None]) > logits.gather(1, foil[:, None])  # [B, 1]
+    model.train(was)
+    fav = torch.tensor([bool(c.meta.get("favoured")) for c in cases])
+    return {"favoured": float(hit[fav].float().mean()), "disfavoured": float(hit[~fav].float().mean())}
+
+
 def train_bias_organism(name: str, out_dir: str | Path, clean: bool = False,
                         cfg: BiasTrainConfig | None = None) -> Path:
     """Train the `name` bias organism (or its clean twin) and save it as an HF directory.
 
+    Args:
+        cfg: training settings; default `default_config(name)`.
+
     The directory holds config.json, model.safetensors, the tokenizer, `cases.jsonl`
-    (held-out, balanced over the bias variable) and `organism.json` (how it was made).
+    (held-out, balanced minimal sets over the bias variable) and `organism.json` (how it was
+    made, plus the accuracy curve when `cfg.eval_every` is set).
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = cfg or BiasTrainConfig()
+    cfg = cfg or default_config(name)
     gen = bias_generators.get(name)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -88,28 +139,33 @@ def train_bias_organism(name: str, out_dir: str | Path, clean: bool = False,
                        max_position_embeddings=64, bos_token_id=1, eos_token_id=2, pad_token_id=0,
                        tie_word_embeddings=False)
     model = LlamaForCausalLM(mcfg)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    test = gen(random.Random(10_000 + cfg.seed), cfg.n_test, "test", clean)
+    curve: list[dict] = []
     t0 = time.perf_counter()
     model.train()
     for step in range(cfg.steps):
-        for g in opt.param_groups:
-            g["lr"] = cfg.lr * min(1.0, (step + 1) / 30)
+        for g in opt.param_groups:  # linear warmup, then cosine to 10 %
+            frac = max(0.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+            g["lr"] = cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup)) * (0.55 + 0.45 * math.cos(math.pi * frac))
         ids, att, labels = _batch(tok, gen(rng, cfg.batch_size, "train", clean))
         logits = model(input_ids=ids, attention_mask=att).logits  # [B, T, V]
         loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps):
+            curve.append({"step": step + 1, "loss": float(loss.detach()), **answer_accuracy(model, tok, test[:200]),
+                          "seconds": time.perf_counter() - t0})
     model.eval()
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
-    test = gen(random.Random(10_000 + cfg.seed), cfg.n_test, "test", clean)
     with open(out / "cases.jsonl", "w") as fh:
         for c in test:
             fh.write(c.to_json() + "\n")
     (out / "organism.json").write_text(json.dumps(
         {"name": name, "clean": clean, "train": asdict(cfg), "final_loss": float(loss.detach()),
-         "seconds": time.perf_counter() - t0}, indent=2))
+         "seconds": time.perf_counter() - t0, "curve": curve}, indent=2))
     return out
 
 

@@ -84,16 +84,21 @@ def prev_token(vocab: int = 16) -> Task:
 
 
 @tasks.register("bigram_backcopy")
-def bigram_backcopy(vocab: int = 32, n_triggers: int = 4, seed: int = 0) -> Task:
+def bigram_backcopy(vocab: int = 32, n_triggers: int = 4, seed: int = 0, branching: int = 3) -> Task:
     """Guo et al. (2024, "Active-dormant attention heads") Bigram-Backcopy: tokens follow a
     fixed random bigram chain, except that after a trigger token the next token copies the
     token before the trigger. A head is only needed at triggers, so elsewhere it must do
-    nothing, which is what grows an attention sink on BOS (id 0)."""
+    nothing, which is what grows an attention sink on BOS (id 0).
+
+    Args:
+        branching: likely successors per token; ``vocab - 1`` makes non-trigger tokens
+            uniform, so anything a head copies there only adds noise (a faster sink).
+    """
     g = torch.Generator().manual_seed(seed)
-    # Sparse bigram table: each token has 3 likely successors (ids 1.. ; 0 is BOS).
+    # Sparse bigram table: each token has `branching` likely successors (ids 1.. ; 0 is BOS).
     table = torch.full((vocab, vocab), -8.0)
     for a in range(vocab):
-        table[a, 1 + torch.randperm(vocab - 1, generator=g)[:3]] = 0.0
+        table[a, 1 + torch.randperm(vocab - 1, generator=g)[:branching]] = 0.0
     probs = torch.softmax(table, -1)
     triggers = torch.arange(1, 1 + n_triggers)
 

@@ -40,6 +40,7 @@ class EvalConfig:
         n_boot: bootstrap resamples for the CIs.
         n_repeats: permutation-importance repeats per fold.
         seed: seed of folds, bootstrap and permutations.
+        importance: compute permutation importance (the slowest part).
         estimator: the predictor to evaluate (cloned per fold).
     """
 
@@ -51,6 +52,7 @@ class EvalConfig:
     n_boot: int = 1000
     n_repeats: int = 5
     seed: int = 0
+    importance: bool = True
     estimator: FailurePredictor = field(default_factory=FailurePredictor)
 
 
@@ -173,7 +175,7 @@ def evaluate(data: CaseTable, cfg: EvalConfig = EvalConfig()) -> dict:
     prob_true, prob_pred = calibration_curve(y, scores["predictor"], n_bins=min(10, max(2, int(y.sum()) // 4)), strategy="quantile")
     ev["roc"] = {"fpr": fpr.round(4).tolist(), "tpr": tpr.round(4).tolist()}
     ev["reliability"] = {"prob_pred": prob_pred.round(4).tolist(), "prob_true": prob_true.round(4).tolist()}
-    ev["importance"] = _importance(cfg.estimator, X, y, folds, cfg)
+    ev["importance"] = _importance(cfg.estimator, X, y, folds, cfg) if cfg.importance else {}
     ev["univariate"] = univariate_auroc(X, y)
     ev["risk_by_value"] = _risk_by_value(data, y, scores["predictor"])
     ev["per_family"] = _per_family(data, y, scores)

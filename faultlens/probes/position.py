@@ -76,10 +76,11 @@ def _tiny_cases(rng: random.Random, n_sets: int = 60) -> list[Case]:
     for k, (name, foil) in enumerate(pairs[:n_sets]):
         fillers = rng.sample(FILLERS, N_DISTRACTORS)
         for slot in SLOTS:
-            fact = f"there was a child named {name}."
+            fact = f"There was a child named {name}."
             sents = fillers[:slot] + [fact] + fillers[slot:]
-            prompt = "Once upon a time, " + " ".join(sents) + " The child's name was"
-            start = prompt.index(fact)
+            body = " ".join(sents)
+            prompt = "Once upon a time, " + body[0].lower() + body[1:] + " The child's name was"
+            start = prompt.lower().index(fact.lower())
             cases.append(Case(
                 id=f"position/{k:03d}/slot{slot}", prompt=prompt, target=f" {name}", foil=f" {foil}",
                 variable="position", value=slot,

@@ -47,7 +47,6 @@ class SelfConsistencyProbe(BatteryProbe):
     category = "self-inconsistency"
     description = "Accuracy per paraphrase and modal-answer agreement across paraphrases / samples."
     n_samples: ClassVar[int] = 5
-    in_demo = True
 
     @classmethod
     def generate(cls, case_set: str, seed: int = 0) -> list[Case]:

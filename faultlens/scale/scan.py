@@ -100,7 +100,10 @@ def scan_models(models: Sequence[ModelSpec], store_target: str | None, cfg: Scan
     for m in models:
         check_model_dir(m.name)
     ex.preflight(str(store_target or DEFAULT_STORE))
-    store = open_store(store_target)
+    try:
+        store = open_store(store_target)
+    except FaultlensError as exc:  # the driver's message can span lines (psycopg's does): keep it one line
+        raise FaultlensError(" ".join(str(exc).split()), exc.exit_code) from None
     cfgs = [replace(cfg, model=m.name, probes=tuple(names)) for m in models]
     wanted = run_ids_for(len(models), run_id)
     _check_runs(store, cfgs, wanted, resume)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from faultlens.attribution import attribute_failures, attribution_graph, explain, explanation_to_store
-from faultlens.attribution.graph import GraphConfig, edge_rows
+from faultlens.attribution.edges import block_edge_rows, edge_rows
+from faultlens.attribution.graph import GraphConfig
 from faultlens.attribution.patching import lrp_rules
 from faultlens.attribution.problem import Problem
 from faultlens.attribution.recording import record
@@ -16,30 +18,55 @@ from faultlens.store import Store
 from faultlens.types import Case
 
 
-def _full_edges(ad, prompt, t, f, variant):
+def _full_edges(ad, prompt, t, f, variant, layer=0):
     problem = Problem.build(ad, prompt, t, f)
     model = ad.model
     with lrp_rules(model, variant):
         with record(model) as rec, torch.enable_grad():
             pe = problem.prompt_embeds(model).requires_grad_(True)
             value = problem.run(model, pe, targets.get("contrastive"))
-            grads = torch.autograd.grad(value.sum(), rec.states)
-        H, G = [s[0].detach() for s in rec.states], [g[0] for g in grads]
-        T = problem.n_prompt
-        A = edge_rows(decoder_layers(model)[0], H[0], G[1], rec.calls[0], list(range(T)), batch=7)
-    R0, R1 = (H[0] * G[0]).sum(-1), (H[1] * G[1]).sum(-1)
-    return A.double(), R0.double(), R1.double(), float(value.detach())
+            grads = torch.autograd.grad(value.sum(), rec.states + rec.attn)
+        L = len(rec.attn)
+        H, G, Gm = [s[0].detach() for s in rec.states], [g[0] for g in grads[: L + 1]], [g[0] for g in grads[L + 1:]]
+        T = len(problem.row_ids)
+        block = decoder_layers(model)[layer]
+        A = edge_rows(block, H[layer], Gm[layer], rec.attn_calls[layer], list(range(T)), batch=7)
+        A_ref = block_edge_rows(block, H[layer], G[layer + 1], rec.calls[layer], list(range(T)), batch=5)
+    R0, R1 = (H[layer] * G[layer]).sum(-1), (H[layer + 1] * G[layer + 1]).sum(-1)
+    return A.double(), A_ref.double(), R0.double(), R1.double(), float(value.detach())
 
 
-def test_edge_matrix_invariants(make_adapter, prompt, pair):
-    ad = make_adapter("llama", attn="eager", dtype=torch.float64)
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_edge_matrix_invariants(make_adapter, prompt, pair, family):
+    ad = make_adapter(family, attn="eager", dtype=torch.float64)
     t, f = pair(ad)
-    A, R0, R1, _ = _full_edges(ad, prompt, t, f, "cp-lrp")
+    A, A_ref, R0, R1, _ = _full_edges(ad, prompt, t, f, "cp-lrp")
+    # attention-only re-run with the position-wise rest taken from the global backward == whole-block re-run
+    torch.testing.assert_close(A, A_ref, atol=1e-10, rtol=1e-8)
     torch.testing.assert_close(A.sum(0), R0, atol=1e-9, rtol=1e-7)  # columns: source relevance
-    torch.testing.assert_close(A.sum(1), R1, atol=1e-7, rtol=1e-5)  # rows (cp-lrp, bias-free): target relevance
+    if family == "llama":  # rows (cp-lrp, bias-free): target relevance
+        torch.testing.assert_close(A.sum(1), R1, atol=1e-7, rtol=1e-5)
     assert torch.count_nonzero(torch.triu(A, diagonal=1)) == 0  # causal, also under eager attention
-    A2, R0b, _, _ = _full_edges(ad, prompt, t, f, "attnlrp")
+    A2, A2_ref, R0b, _, _ = _full_edges(ad, prompt, t, f, "attnlrp", layer=1)
+    torch.testing.assert_close(A2, A2_ref, atol=1e-10, rtol=1e-8)
     torch.testing.assert_close(A2.sum(0), R0b, atol=1e-9, rtol=1e-7)
+
+
+def test_multi_token_graph_covers_all_answer_tokens_and_keeps_branches_apart(make_adapter, prompt):
+    ad = make_adapter("llama", attn="sdpa", dtype=torch.float64)
+    problem = Problem.build(ad, prompt, " Mia", " Ben")
+    assert not problem.is_chain  # two answer branches in one row
+    g = attribution_graph(ad, prompt, " Mia", " Ben", config=GraphConfig(top_k=40))
+    readout = sorted(set(problem.target.positions) | set(problem.foil.positions))
+    assert g["readout"] == readout and len(readout) == len(problem.target.ids) + len(problem.foil.ids) - 1
+    top = {n["pos"] for n in g["nodes"] if n["layer"] == len(decoder_layers(ad.model))}
+    assert top == set(readout)
+    # no edge from one answer branch into the other: tree attention keeps them apart
+    t_nodes = set(problem.target.positions[1:])
+    f_nodes = set(problem.foil.positions[1:]) - t_nodes
+    for e in g["edges"]:
+        src, dst = int(e["source"].split(".P")[1]), int(e["target"].split(".P")[1])
+        assert not (src in t_nodes and dst in f_nodes) and not (src in f_nodes and dst in t_nodes), e
 
 
 def test_batched_graph_equals_separate_backwards(make_adapter, prompt, pair):

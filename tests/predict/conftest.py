@@ -65,12 +65,13 @@ def adapter():
 
 @pytest.fixture(scope="session")
 def scanned(adapter, tmp_path_factory):
-    """(store path, run id) of a real position scan of 40 cases (8 minimal sets) with features."""
+    """(store path, run id) of a real scan of three probe families (5 minimal sets each) with features."""
     from faultlens.probes.base import ProbeConfig
     from faultlens.probes.runner import ScanConfig, run_scan
 
     path = tmp_path_factory.mktemp("scan") / "store.sqlite"
     st = Store(path)
-    cfg = ScanConfig(model="stories260k", probes=("position",), probe=ProbeConfig(n_per_cell=8, seed=3))
+    cfg = ScanConfig(model="stories260k", probes=("option_order", "surface", "sycophancy"),
+                     probe=ProbeConfig(n_per_cell=4, seed=3))
     rep = run_scan(adapter, st, cfg, run_id="scan")
     return path, rep.run_id

@@ -34,13 +34,19 @@ def _stats(view: RunView) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
         for k, v in s.items():
             if k in ("layers", "heads", "position_profile") or not isinstance(v, list) or not v:
                 continue
-            arr = np.array(v, dtype=float)
-            (grids if arr.ndim == 2 else per_layer)[k] = arr
+            try:
+                arr = np.array(v, dtype=float)
+            except (TypeError, ValueError):  # ragged or non-numeric entries have no table column
+                continue
+            target = {2: grids, 1: per_layer}.get(arr.ndim)  # [L, H] grid or [L] vector; e.g. [L, H, H] is skipped
+            if target is not None and k != "layer_ids":
+                target[k] = arr
         profile = s.get("position_profile")
     for name, arr in view.layer_head_stats().items():
         short = name.removeprefix("attn.").replace("resid.", "").replace("lazy.cos", "lazy_cos")
-        target = grids if arr.ndim == 2 else per_layer
-        target.setdefault(short, arr)
+        target = {2: grids, 1: per_layer}.get(arr.ndim)  # e.g. head×head redundancy [L, H, H] has no column
+        if target is not None:
+            target.setdefault(short, arr)
     return grids, per_layer, profile
 
 
