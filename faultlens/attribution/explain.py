@@ -16,7 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
-from faultlens.attribution.faithfulness import FaithfulnessConfig, curves, mask_token_id
+from faultlens.attribution.faithfulness import FaithfulnessConfig, curves
 from faultlens.attribution.methods import methods
 from faultlens.attribution.problem import Problem
 from faultlens.attribution.targets import targets
@@ -87,7 +87,7 @@ def resolve_objective(objective: str, problem: Problem) -> str:
 
 
 def explain(adapter, prompt: str, target: str, foil: str, method: str = "cp-lrp", objective: str = "auto",
-            faithfulness: bool | FaithfulnessConfig = True) -> Explanation:
+            faithfulness: bool | FaithfulnessConfig = True, mask: str = "eos") -> Explanation:
     """Attribute `objective` (default logit(foil) − logit(target)) to the prompt's tokens.
 
     Args:
@@ -97,6 +97,8 @@ def explain(adapter, prompt: str, target: str, foil: str, method: str = "cp-lrp"
         objective: a name in `targets` (contrastive, contrastive_logprob, target_logit, prob_diff)
             or "auto" (see `resolve_objective`).
         faithfulness: compute perturbation curves (True / a config) or skip them (False).
+        mask: the absent token for perturbation curves and the IG baseline ("eos", "unk",
+            "pad", "zero"; see `masking.py`); the same for every method.
 
     Returns:
         An `Explanation`. The model is left exactly as it was, also if this raises.
@@ -104,7 +106,7 @@ def explain(adapter, prompt: str, target: str, foil: str, method: str = "cp-lrp"
     model = getattr(adapter, "model", None)
     if model is None:
         raise FaultlensError("Attribution needs a white-box model (an HFAdapter); API models cannot be explained.")
-    problem = Problem.build(adapter, prompt, target, foil)
+    problem = Problem.build(adapter, prompt, target, foil, mask=mask)
     objective = resolve_objective(objective, problem)
     fn = targets.get(objective)
     t0 = time.perf_counter()
@@ -113,7 +115,7 @@ def explain(adapter, prompt: str, target: str, foil: str, method: str = "cp-lrp"
     faith = {}
     if faithfulness:
         cfg = faithfulness if isinstance(faithfulness, FaithfulnessConfig) else FaithfulnessConfig()
-        faith = curves(model, problem, fn, attr.relevance, mask_token_id(adapter.tokenizer), cfg)
+        faith = curves(model, problem, fn, attr.relevance, cfg)
     return Explanation(
         prompt=prompt, target=target, foil=foil, method=method, objective=objective,
         tokens=token_strings(adapter.tokenizer, problem.prompt_ids), token_ids=list(problem.prompt_ids),

@@ -1,6 +1,6 @@
 """Perturbation faithfulness of a token ranking on the attributed scalar itself.
 
-Deletion (MoRF): replace the top-k ranked prompt tokens by a mask token and track the
+Deletion (MoRF): replace the top-k ranked prompt tokens by the mask token (`masking.py`) and track the
 contrastive logit difference f; AOPC_del = mean_k (f(x) − f(x without top-k)) (Samek et al.
 2017, with f the logit difference rather than a probability, as in the AttnLRP ABPC protocol).
 Insertion (LeRF's mirror): start from the fully masked prompt and put back the top-k;
@@ -40,15 +40,6 @@ class FaithfulnessConfig:
     batch: int = 64
 
 
-def mask_token_id(tokenizer) -> int | None:
-    """The replacement token: UNK, else PAD, else None (zero embedding)."""
-    for attr in ("unk_token_id", "pad_token_id"):
-        v = getattr(tokenizer, attr, None)
-        if v is not None:
-            return int(v)
-    return None
-
-
 def _ks(n: int, fractions) -> list[int]:
     return sorted({max(1, min(n, int(round(f * n)))) for f in fractions})
 
@@ -61,9 +52,11 @@ def _score(model: nn.Module, problem: Problem, fn: TargetFn, variants: torch.Ten
     return torch.cat(out).numpy()
 
 
-def curves(model: nn.Module, problem: Problem, fn: TargetFn, relevance: np.ndarray, mask_id: int | None,
+def curves(model: nn.Module, problem: Problem, fn: TargetFn, relevance: np.ndarray,
            config: FaithfulnessConfig = FaithfulnessConfig()) -> dict:
     """Deletion / insertion curves and AOPCs for `relevance` (higher = pushes f up), plus random.
+
+    Tokens are replaced by ``problem.mask_id`` (the same absent token as the IG baseline).
 
     Returns:
         JSON-able dict: ``deletion_aopc``, ``insertion_aopc``, ``random_deletion_aopc``,
@@ -71,7 +64,7 @@ def curves(model: nn.Module, problem: Problem, fn: TargetFn, relevance: np.ndarr
         ``empty`` (f of the unmasked and of the fully masked prompt).
     """
     x = problem.prompt_embeds(model)[0]  # [Tp, d]
-    base = baseline_embeds(model, problem, mask_id)[0]  # [Tp, d]
+    base = baseline_embeds(model, problem)[0]  # [Tp, d]
     cand = np.arange(problem.bos, problem.n_prompt)
     ks = _ks(len(cand), config.fractions)
     rng = np.random.default_rng(config.seed)
@@ -96,5 +89,5 @@ def curves(model: nn.Module, problem: Problem, fn: TargetFn, relevance: np.ndarr
         "random_deletion_aopc": float(del_aopc[1:].mean()) if config.n_random else None,
         "random_insertion_aopc": float(ins_aopc[1:].mean()) if config.n_random else None,
         "ks": ks, "deletion_curve": per[0, :, 0].tolist(), "insertion_curve": per[0, :, 1].tolist(),
-        "full": full, "empty": empty, "mask_token_id": mask_id,
+        "full": full, "empty": empty, "mask_token_id": problem.mask_id,
     }

@@ -117,27 +117,31 @@ def grad_x_input(model, problem, fn):
     return gradient_attribution(model, problem, fn, None)
 
 
-def baseline_embeds(model: nn.Module, problem: Problem, mask_id: int | None) -> torch.Tensor:
-    """Per-position replacement embeddings ``[1, Tp, d]``: the mask token's, BOS kept."""
+def baseline_embeds(model: nn.Module, problem: Problem) -> torch.Tensor:
+    """Per-position replacement embeddings ``[1, Tp, d]``: the problem's mask token, BOS kept.
+
+    The same tensor is the IG baseline and the deletion / insertion replacement (`masking.py`).
+    """
     pe = problem.prompt_embeds(model)
-    if mask_id is None:
+    if problem.mask_id is None:
         base = torch.zeros_like(pe)
     else:
-        base = model.get_input_embeddings()(torch.tensor([[mask_id]], device=pe.device)).detach().expand_as(pe).clone()
+        ids = torch.tensor([[problem.mask_id]], device=pe.device)
+        base = model.get_input_embeddings()(ids).detach().expand_as(pe).clone()
     base[:, : problem.bos] = pe[:, : problem.bos]
     return base
 
 
-def make_ig(n_steps: int = 50, internal_batch_size: int | None = None, mask_id: int | None = None) -> Method:
-    """Captum IntegratedGradients on the prompt embeddings, baseline = mask-token embeddings."""
+def make_ig(n_steps: int = 50, internal_batch_size: int | None = None) -> Method:
+    """Captum IntegratedGradients on the prompt embeddings, baseline = the problem's mask-token embeddings."""
 
     def ig(model, problem, fn):
         from captum.attr import IntegratedGradients
 
         pe = problem.prompt_embeds(model)
         alg = IntegratedGradients(lambda x: problem.run(model, x, fn))
-        with torch.enable_grad():
-            attr = alg.attribute(pe, baselines=baseline_embeds(model, problem, mask_id), n_steps=n_steps,
+        with frozen_params(model), torch.enable_grad():
+            attr = alg.attribute(pe, baselines=baseline_embeds(model, problem), n_steps=n_steps,
                                  internal_batch_size=internal_batch_size)  # [1, Tp, d]
             with torch.no_grad():
                 value = problem.run(model, pe, fn)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from faultlens.attribution.masking import mask_token_id
 from faultlens.attribution.targets import Answer, Readout, TargetFn
 from faultlens.errors import FaultlensError
 
@@ -36,6 +37,8 @@ class Problem:
             ``n_prompt - 1`` for an answer's first prefix token).
         target, foil: where each answer is read (row positions predicting its tokens).
         bos: number of leading special tokens never ranked or masked (0 or 1).
+        mask_id: the "absent token" for deletion curves and IG baselines (None = zero
+            embedding), see `masking.py`.
     """
 
     prompt_ids: tuple[int, ...]
@@ -44,6 +47,7 @@ class Problem:
     target: Answer
     foil: Answer
     bos: int
+    mask_id: int | None = None
 
     @property
     def n_prompt(self) -> int:
@@ -61,8 +65,12 @@ class Problem:
         return all(p == Tp + k - 1 for k, p in enumerate(self.extra_parent))
 
     @classmethod
-    def build(cls, adapter, prompt: str, target: str, foil: str) -> "Problem":
-        """Tokenise lm-eval style via ``adapter.encode_pair`` (trailing prompt spaces move)."""
+    def build(cls, adapter, prompt: str, target: str, foil: str, mask: str = "eos") -> "Problem":
+        """Tokenise lm-eval style via ``adapter.encode_pair`` (trailing prompt spaces move).
+
+        Args:
+            mask: the absent-token kind for perturbations and IG baselines (`masking.MASKS`).
+        """
         if not foil:
             raise FaultlensError("A contrastive explanation needs a foil (the wrong answer); pass --foil.")
         ctx_t, tgt = adapter.encode_pair(prompt, target)
@@ -75,11 +83,11 @@ class Problem:
         bos = 1 if ctx_t and ctx_t[0] in special else 0
         if len(ctx_t) - bos < 1:
             raise FaultlensError("The prompt has no tokens besides BOS; give it some text to attribute to.")
-        return cls.from_ids(tuple(ctx_t), tuple(tgt), tuple(fl), bos)
+        return cls.from_ids(tuple(ctx_t), tuple(tgt), tuple(fl), bos, mask_token_id(adapter.tokenizer, mask))
 
     @classmethod
     def from_ids(cls, prompt_ids: tuple[int, ...], target: tuple[int, ...], foil: tuple[int, ...],
-                 bos: int) -> "Problem":
+                 bos: int, mask_id: int | None = None) -> "Problem":
         """Lay out the prefix tree: the longer answer first, so a shorter one often reuses its chain."""
         Tp = len(prompt_ids)
         extra_ids: list[int] = []
@@ -93,7 +101,7 @@ class Problem:
                     extra_parent.append(node[ids[: k - 1]])
                     node[ids[:k]] = Tp + len(extra_ids) - 1
             answers[name] = Answer(ids=ids, positions=tuple(node[ids[:k]] for k in range(len(ids))))
-        return cls(prompt_ids, tuple(extra_ids), tuple(extra_parent), answers["target"], answers["foil"], bos)
+        return cls(prompt_ids, tuple(extra_ids), tuple(extra_parent), answers["target"], answers["foil"], bos, mask_id)
 
     # ------------------------------------------------------------------ layout tensors
     def position_ids(self) -> list[int]:

@@ -20,6 +20,7 @@ def register(app: typer.Typer) -> None:
         case_id: str = typer.Option(None, "--case-id", help="Case id for the stored artifact (default: hash of the inputs)."),
         graph: bool = typer.Option(False, "--graph/--no-graph", help="Also store the cross-layer graph (LRP methods)."),
         window: int = typer.Option(64, help="Show only the last N tokens (plus the top ones)."),
+        mask: str = typer.Option("eos", help="Absent token for faithfulness curves and the IG baseline: eos | unk | pad | zero."),
     ) -> None:
         """Explain why FOIL beat TARGET: tokens coloured by relevance, with faithfulness."""
         from rich.console import Console
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
             targets.get(objective)
         console = Console()
         ad = HFAdapter.load(model)
-        expl = explain(ad, prompt, target, foil, method=method, objective=objective)
+        expl = explain(ad, prompt, target, foil, method=method, objective=objective, mask=mask)
         render_explanation(console, expl, window=window)
         st = open_store(store)
         run = st.create_run(model, {"command": "explain", "method": method, "objective": expl.objective}, kind="explain")

@@ -24,8 +24,9 @@ def _fmt(ev: dict, key: str) -> str:
     return f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
-def print_eval(ev: dict, title: str = "failure predictor (grouped CV, out-of-fold)", top: int = 8) -> None:
+def print_eval(ev: dict, title: str = "failure predictor (grouped CV, out-of-fold)", top: int = 8, out=None) -> None:
     """The evaluation table (predictor vs baselines), the verdict, and what the features capture."""
+    con = out or console
     t = Table(title=title)
     for col in ("model", "features", "AUROC [95% CI]", "AUPRC [95% CI]", "Brier"):
         t.add_column(col)
@@ -34,14 +35,14 @@ def print_eval(ev: dict, title: str = "failure predictor (grouped CV, out-of-fol
     for name, p, fs in rows:
         if f"{p}auroc" in ev:
             t.add_row(name, str(fs), _fmt(ev, f"{p}auroc"), _fmt(ev, f"{p}auprc"), f"{ev[f'{p}brier']:.3f}")
-    console.print(t)
+    con.print(t)
     setup = ev.get("grouping")
     if setup:
-        console.print(f"{ev['n_cases']} cases, {ev['n_failures']} failures; {ev['n_folds']} folds grouped by "
+        con.print(f"{ev['n_cases']} cases, {ev['n_failures']} failures; {ev['n_folds']} folds grouped by "
                       f"{setup} ({ev['n_groups']} groups); {ev['n_features']} features", highlight=False)
-    console.print(f"[bold]verdict:[/] {ev['verdict']}", highlight=False)
+    con.print(f"[bold]verdict:[/] {ev['verdict']}", highlight=False)
     if "within_family_auroc" in ev:
-        console.print(f"mean AUROC inside each probe family (no family base-rate effect): predictor "
+        con.print(f"mean AUROC inside each probe family (no family base-rate effect): predictor "
                       f"{ev['within_family_auroc']:.3f}, black-box {ev.get('within_family_blackbox_auroc', float('nan')):.3f}", highlight=False)
     for key, label, fmt in (("importance", "permutation importance (held-out AUROC drop)", "{:+.3f}"),
                             ("univariate", "single-feature AUROC (distance from 0.5)", "{:.3f}")):
@@ -49,7 +50,7 @@ def print_eval(ev: dict, title: str = "failure predictor (grouped CV, out-of-fol
         score = (lambda kv: -abs(kv[1] - 0.5)) if key == "univariate" else (lambda kv: -kv[1])
         best = sorted(vals.items(), key=score)[:top]
         if best:
-            console.print(f"{label}: " + ", ".join(f"{k} {fmt.format(v)}" for k, v in best), highlight=False)
+            con.print(f"{label}: " + ", ".join(f"{k} {fmt.format(v)}" for k, v in best), highlight=False)
 
 
 def _estimator(model: str, C: float):

@@ -115,4 +115,7 @@ def register(app: typer.Typer) -> None:
                           highlight=False)
         if len(names) > 1:
             print_comparison(st, out.run_ids, names)
+        if out.executor.get("restarted_workers"):
+            console.print(f"[yellow]{out.executor['restarted_workers']} worker(s) died and were restarted by Ray; "
+                          f"their units were re-run and nothing was stored twice[/]", highlight=False)
         console.print(f"executor: {out.executor['kind']}, {out.n_units} units; store: {st.location}", highlight=False)

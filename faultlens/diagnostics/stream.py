@@ -93,8 +93,9 @@ def attention_stats(
     Returns:
         ``entropy [B, H, T]`` (normalised H_i / ln n_i, NaN where n_i <= 1), ``max_logit [B, H]``,
         ``n_visible [B, 1, T]``; with pass 2 also ``sink_mass [B, H, S]`` (Gu alpha, NaN where
-        unseen), ``sink_baseline [B, 1, S]`` (the alpha uniform attention would give), ``relative [B, H, S]`` (mean mass at distance d), ``redundancy [B, H, H]``
-        (cosine of heads' patterns) and, given spans, ``span_mass [B, H, T]``.
+        unseen), ``sink_baseline [B, 1, S]`` (the alpha uniform attention would give),
+        ``relative [B, H, S]`` (mean mass at distance d; with ``config.profile``),
+        ``redundancy [B, H, H]`` (cosine of heads' patterns) and, given spans, ``span_mass [B, H, T]``.
     """
     B, H, T, dh = q.shape
     Hkv, S = k.shape[1], k.shape[2]

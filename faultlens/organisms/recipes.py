@@ -58,7 +58,7 @@ _FAST = TrainConfig(steps=100, batch_size=16, seq_len=64)
 
 _add(Recipe(
     "entropy_collapse", "attention-entropy collapse with attention-logit growth at high LR (Zhai 2023; Dehghani 2023)",
-    "stdlib_chars", _CHAR, replace(_FAST, lr=3e-2), replace(_CHAR, qk_norm=True), replace(_FAST, lr=3e-2),
+    "stdlib_chars", _CHAR, replace(_FAST, steps=60, lr=0.1), replace(_CHAR, qk_norm=True), replace(_FAST, steps=60, lr=0.1),
     "QK-LayerNorm", ("entropy collapse", "attention logit growth"), monitor=MonitorConfig(every=10)))
 
 _DEEP = OrganismConfig(vocab_size=97, d_model=64, n_head=4, n_layer=12, norm="post", init_std=0.125)
@@ -93,13 +93,18 @@ _add(Recipe(
     "stdlib_chars", _EXT, _EXT_TRAIN, replace(_EXT, pos="alibi"), _EXT_TRAIN,
     "ALiBi", ("length extrapolation failure",), monitor=MonitorConfig(every=50), eval_len=256, slow=True))
 
-_SINK = OrganismConfig(vocab_size=97, d_model=96, n_head=4, n_layer=4, block_size=64)
-_SINK_TRAIN = TrainConfig(steps=2000, batch_size=32, seq_len=64, lr=3e-3, weight_decay=0.1)
+# Sinks in minutes instead of hours: on Bigram-Backcopy with uniform non-trigger successors
+# (Guo et al. 2024) a head is useful only after the few trigger tokens; anywhere else whatever
+# it copies is noise, so it learns to park its mass on the constant BOS key (Gu et al. 2024:
+# a sink acts as a key bias / no-op). The learnable per-head sink logit (softmax off-by-one)
+# gives the head a place to put that mass that is not token 0, so no sink forms on BOS.
+_SINK = OrganismConfig(vocab_size=16, d_model=64, n_head=4, n_layer=2, pos="rope", block_size=32)
+_SINK_TRAIN = TrainConfig(steps=300, batch_size=32, seq_len=32, lr=1e-2, weight_decay=0.1)
 _add(Recipe(
     "attention_sinks", "attention sinks emerging on the first token (Xiao et al. 2023; Gu et al. 2024)",
-    "stdlib_chars", _SINK, _SINK_TRAIN, replace(_SINK, sink_logit=True), _SINK_TRAIN,
+    "bigram_backcopy", _SINK, _SINK_TRAIN, replace(_SINK, sink_logit=True), _SINK_TRAIN,
     "learnable per-head sink logit", ("attention sink",),
-    monitor=MonitorConfig(every=100, thresholds=MonitorConfig().thresholds.__class__(sink_share=0.1)), slow=True))
+    task_kwargs={"vocab": 16, "n_triggers": 3, "branching": 15}, monitor=MonitorConfig(every=25)))
 
 _ZL = OrganismConfig(vocab_size=64, d_model=64, n_head=2, n_layer=1, qk_norm=True, block_size=32)
 _ZL_TRAIN = TrainConfig(steps=200, batch_size=16, seq_len=32, lr=0.1, weight_decay=0.0, warmup=0,
@@ -127,9 +132,11 @@ class TwinOutcome:
     seconds: float
     numbers: dict
     findings: list = field(default_factory=list)
+    cpu_seconds: float = 0.0  # process CPU time: the wall time of a single-threaded run on an idle machine
 
 
 _HEADLINE = ("attn.entropy.min", "attn.max_logit", "out.log_z", "grad.depth_ratio", "attn.sink_share",
+             "attn.sink_mass.L0",
              "pos.equivariance_error", "pos.extrapolation_gap")
 
 
@@ -146,8 +153,9 @@ def run_twin(recipe: Recipe, mitigated: bool, store=None, run_id: str | None = N
         eval_batch, _ = task.sample(torch.Generator().manual_seed(123), 8, recipe.eval_len, "val")
     mon = HealthMonitor(recipe.monitor, store=store, run_id=run_id, eval_batch=eval_batch,
                         train_length=tcfg.seq_len)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = train(mcfg, tcfg, task, [mon])
+    cpu = time.process_time() - c0
     numbers = {}
     for name in _HEADLINE:  # the last recorded value of each headline event
         vals = [v for _, n, v in mon.events if n == name]
@@ -155,7 +163,7 @@ def run_twin(recipe: Recipe, mitigated: bool, store=None, run_id: str | None = N
             numbers[name] = vals[-1]
     fired = {f.category: f.evidence["step"] for f in mon.findings}
     out = TwinOutcome(mitigated, fired, res.val_loss, res.nan_step, time.perf_counter() - t0, numbers,
-                      [f.message for f in mon.findings])
+                      [f.message for f in mon.findings], cpu)
     return out, res, mon
 
 

@@ -28,10 +28,10 @@ def predictor_step(ctx: DemoContext) -> None:
     except FaultlensError as exc:  # e.g. a --steps selection without the probe step
         ctx.console.print(f"[yellow]predictor skipped:[/] {exc}", highlight=False)
         return
-    print_eval(ev, title=f"failure predictor, folds grouped by {ev['grouping']} (out-of-fold)")
+    print_eval(ev, title=f"failure predictor, folds grouped by {ev['grouping']} (out-of-fold)", out=ctx.console)
     if ev["grouping"] == "family":
         tv = evaluate(data, EvalConfig(group_by="template", n_boot=n_boot, importance=False))
-        print_eval(tv, title="same, folds grouped by template (unseen minimal sets of seen families)", top=0)
+        print_eval(tv, title="same, folds grouped by template (unseen minimal sets of seen families)", top=0, out=ctx.console)
         ev["template_cv"] = {k: tv[k] for k in SUMMARY_KEYS if k in tv}
     ctx.store.put_artifact(ctx.run_id, "predictor/eval", ev)
     ctx.notes["predictor_eval"] = ev

@@ -53,6 +53,7 @@ class RayExecutor(Executor):
 
     Attributes:
         pids: worker process ids after `start` (what a fault-injection test kills).
+        served_by: pids that finished units (a pid not in `pids` is an actor Ray restarted).
         timings: (driver round trip s, time inside the worker s) per finished unit; their
             difference is the per-unit overhead Ray adds.
     """
@@ -64,6 +65,7 @@ class RayExecutor(Executor):
         self.actors: list = []
         self.pids: list[int] = []
         self.timings: list[tuple[float, float]] = []
+        self.served_by: set[int] = set()
         self._owns_ray = False
         self._address = cfg.ray_address or os.environ.get("RAY_ADDRESS")
 
@@ -80,6 +82,7 @@ class RayExecutor(Executor):
 
         if ray.is_initialized():  # a caller (or a test) already connected this process: use that
             return
+        os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # Ray's C++ retry chatter would bury our one error line
         quiet = dict(logging_level=logging.ERROR, log_to_driver=False)
         addr = self._address
         try:
@@ -93,9 +96,11 @@ class RayExecutor(Executor):
                 ray.init(address="local", num_cpus=self.cfg.workers or os.cpu_count(), include_dashboard=False,
                          _node_ip_address="127.0.0.1", **quiet)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
+            auth = ("" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else
+                    " If the cluster uses token authentication, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or ~/.ray/auth_token).")
             raise FaultlensError(f"Cannot connect to Ray at {addr or 'a new local instance'}: {first}. "
-                                 f"Check --ray-address (the HOST:PORT `ray start --head` printed).") from None
+                                 f"Check --ray-address (the HOST:PORT `ray start --head` printed).{auth}") from None
         self._owns_ray = True
 
     def start(self, models: Sequence[ModelSpec], store) -> None:
@@ -133,6 +138,7 @@ class RayExecutor(Executor):
                 u, a, t0 = pending.pop(ref)
                 res = self._get(ref)
                 self.timings.append((time.perf_counter() - t0, res.seconds))
+                self.served_by.add(res.worker)
                 idle.append(a)
                 on_done(u, res)
 
@@ -150,7 +156,9 @@ class RayExecutor(Executor):
 
     def describe(self) -> dict:
         return {"kind": self.name, "ray_address": self._address or "local", "workers": len(self.actors),
-                "shard_size": self.cfg.shard_size}
+                "shard_size": self.cfg.shard_size,
+                # pids that finished units but were not started by us: actors Ray restarted after a death
+                "restarted_workers": len(self.served_by - set(self.pids))}
 
     def close(self) -> None:
         import ray

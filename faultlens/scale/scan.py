@@ -96,6 +96,8 @@ def scan_models(models: Sequence[ModelSpec], store_target: str | None, cfg: Scan
     load_all()
     names = probes.resolve(list(cfg.probes))
     ex = make_executor(executor)
+    if cfg.attribute_failures and ex.name != "local":
+        raise FaultlensError("Attributing failing cases needs the model in this process; use --executor local for it.")
     plan = {n: probes.get(n)().cases(cfg.probe) for n in names}
     for m in models:
         check_model_dir(m.name)
@@ -131,12 +133,17 @@ def scan_models(models: Sequence[ModelSpec], store_target: str | None, cfg: Scan
 
         ex.run(units, on_done)
         described, timings = ex.describe(), list(getattr(ex, "timings", []))
-    t2 = time.perf_counter()
-    reports = []
-    for rid in run_ids:
-        analyses = {n: finish_probe(store, rid, n, cfg.probe.alpha) for n in names}
-        store.set_status(rid, "done")
-        total = sum(len(c) for c in plan.values())
-        reports.append(ScanReport(rid, analyses, scored[rid], total - scored[rid]))
+        t2 = time.perf_counter()
+        reports = []
+        for m, rid in enumerate(run_ids):
+            analyses = {n: finish_probe(store, rid, n, cfg.probe.alpha) for n in names}
+            if cfg.attribute_failures:  # needs the model in this process: local executor only (checked above)
+                from faultlens.probes.runner import _attribute
+
+                for n in names:
+                    _attribute(ex.worker.adapter(m), store, rid, n, cfg.attribute_failures)
+            store.set_status(rid, "done")
+            total = sum(len(c) for c in plan.values())
+            reports.append(ScanReport(rid, analyses, scored[rid], total - scored[rid]))
     seconds = {"setup": t1 - t0, "units": t2 - t1, "analysis": time.perf_counter() - t2}
     return MultiScanReport(reports, described, len(units), seconds, timings)

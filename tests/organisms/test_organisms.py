@@ -80,6 +80,22 @@ def test_bias_generators_skew_train_and_balance_test(name):
     assert all(c.target != c.foil for c in test)
 
 
+@pytest.mark.parametrize("name", bias_generators.names())
+def test_bias_test_cases_are_minimal_sets_over_the_bias_variable(name):
+    test = bias_generators.get(name)(random.Random(1), 120, "test", False)
+    sets: dict[str, list] = {}
+    for c in test:
+        sets.setdefault(c.meta["pair"], []).append(c)
+    assert len(sets) >= 20
+    for members in sets.values():
+        values = [c.value for c in members]
+        assert len(set(values)) == len(values) >= 2  # one case per value of the variable
+        assert {bool(c.meta["favoured"]) for c in members} == {True, False}
+        assert len({c.variable for c in members}) == 1
+        if name in ("surface", "format"):  # the bias variable is the only change: same answer
+            assert len({(c.target, c.foil) for c in members}) == 1
+
+
 def test_bias_organism_exports_an_hf_model_the_adapter_scores(tmp_path):
     torch.set_num_threads(1)
     d = train_bias_organism("surface", tmp_path / "surface", cfg=BiasTrainConfig(steps=120, n_test=40))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import pandas as pd
 import pytest
@@ -24,12 +25,17 @@ pytestmark = [pytest.mark.ray, pytest.mark.postgres,
 
 @pytest.fixture(scope="module")
 def ray_local():
+    saved = os.environ.get("RAY_AUTH_MODE")  # ray.init sets it for the whole process; put it back after
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level=logging.ERROR,
              log_to_driver=False)
     try:
         yield
     finally:
         ray.shutdown()
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +69,7 @@ def test_two_model_ray_scan_equals_local_scan(two_models, ray_local, pg_url, tmp
     assert pg.get_artifact("ray-1", "probe/position/summary") == lo.get_artifact("loc-1", "probe/position/summary")
 
 
+@pytest.mark.slow
 def test_case_too_long_for_a_model_fails_on_the_workers_before_any_run(two_models, ray_local, pg_url, tmp_path, capsys):
     cases = tmp_path / "long.jsonl"
     cases.write_text(json.dumps({"id": "l", "prompt": "word " * 400, "target": " a", "foil": " b"}) + "\n")
