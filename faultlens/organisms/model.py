@@ -34,6 +34,10 @@ class OrganismConfig:
         sigma_reparam: every block Linear becomes γ·W/σ(W) (Zhai et al. 2023).
         sink_logit: a learnable per-head logit appended as an extra softmax column whose value
             is zero, so a head can "attend to nothing" (the learnable sink of Gu et al. 2024).
+        sink_key: a learnable per-head key vector k*_h with zero value, also an extra softmax
+            column (logit q·k*_h/√d_h, plus s_h with `sink_logit`). Unlike the scalar logit it is
+            query-dependent, so a head can no-op on some queries and attend on others; Gu et
+            al. (2024, §7) found the sink moves from the first token onto such a k*/v*=0 bias.
         causal: False gives bidirectional attention.
         residual / mlp: switch the skip connections and the MLP off (pure-attention stacks).
         init_std: std of block Linear weights; `emb_std` of the token embedding.
@@ -49,6 +53,7 @@ class OrganismConfig:
     qk_norm: bool = False
     sigma_reparam: bool = False
     sink_logit: bool = False
+    sink_key: bool = False
     causal: bool = True
     residual: bool = True
     mlp: bool = True
@@ -109,6 +114,7 @@ class Attention(nn.Module):
         self.q_norm = nn.LayerNorm(self.d_head) if cfg.qk_norm else nn.Identity()
         self.k_norm = nn.LayerNorm(self.d_head) if cfg.qk_norm else nn.Identity()
         self.sink = nn.Parameter(torch.zeros(cfg.n_head)) if cfg.sink_logit else None
+        self.sink_key = nn.Parameter(torch.zeros(cfg.n_head, self.d_head)) if cfg.sink_key else None
 
     def forward(self, x: Tensor, rec: dict | None = None, prefix: str = "") -> Tensor:
         B, T, C = x.shape
@@ -123,8 +129,12 @@ class Attention(nn.Module):
         if self.cfg.causal:
             allowed = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()  # [T, T]
             att = att.masked_fill(~allowed, float("-inf"))
-        if self.sink is not None:  # extra column with logit s_h and value 0
-            col = self.sink.view(1, -1, 1, 1).expand(B, -1, T, 1).to(att.dtype)  # [B, H, T, 1]
+        if self.sink is not None or self.sink_key is not None:  # extra column with value 0
+            col = att.new_zeros(B, self.n_head, T, 1)  # [B, H, T, 1]
+            if self.sink is not None:
+                col = col + self.sink.view(1, -1, 1, 1).to(att.dtype)
+            if self.sink_key is not None:
+                col = col + (q @ self.sink_key.to(q.dtype)[None, :, :, None]) * scale  # [B, H, T, 1]
             probs = F.softmax(torch.cat([col, att], dim=-1), dim=-1)[..., 1:]  # [B, H, T, T]
         else:
             probs = F.softmax(att, dim=-1)  # [B, H, T, T]
