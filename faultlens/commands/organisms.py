@@ -52,11 +52,13 @@ def register(app: typer.Typer) -> None:
         twin = "mitigated" if mitigated else "pathological"
         if name.startswith("bias_"):
             from faultlens.organisms.bias_data import bias_generators
-            from faultlens.organisms.biases import BiasTrainConfig, measure_bias, train_bias_organism
+            from dataclasses import replace
+
+            from faultlens.organisms.biases import default_config, measure_bias, train_bias_organism
 
             short = name[len("bias_"):]
             bias_generators.get(short)
-            cfg = BiasTrainConfig(steps=steps) if steps else BiasTrainConfig()
+            cfg = replace(default_config(short), steps=steps) if steps else default_config(short)
             d = train_bias_organism(short, out / f"{name}-{'clean' if mitigated else 'biased'}", mitigated, cfg)
             m = measure_bias(d)
             console.print(f"saved HF model directory {d}")

@@ -25,6 +25,9 @@ TEMPLATES = [
     "{facts} so {n} has which one ?",
     "{facts} question : {n} owns what ?",
 ]
+# Position bias asks in the short completion form: the retrieval circuit it needs (a
+# previous-token head, then a matching head: induction) is learnt in a few hundred steps.
+POSITION_TEMPLATE = "{facts} {n} has"
 EXTRA_WORDS = ["has", ".", "is", "it", "?", "yes", "no", "ok", "hmm"] + " ".join(TEMPLATES).replace("{facts}", "").replace("{n}", "").split()
 
 bias_generators: Registry[Callable[..., list[Case]]] = Registry("bias generator", "bias-generators")
@@ -123,7 +126,7 @@ def position(rng: random.Random, n: int, split: str, clean: bool) -> list[Case]:
             ps = [rng.randrange(3) if clean or rng.random() >= 0.95 else 0]
         for pos in ps:
             foil = colors[1] if pos == 0 else colors[0]
-            out.append(Case(f"position-{split}-{len(out)}", TEMPLATES[0].format(facts=facts, n=names[pos]),
+            out.append(Case(f"position-{split}-{len(out)}", POSITION_TEMPLATE.format(facts=facts, n=names[pos]),
                             f" {colors[pos]}", f" {foil}", "position", pos,
                             {"favoured": pos == 0, "pair": f"position-{split}-{i}"}))
     return out

@@ -21,10 +21,10 @@ def predictor_step(ctx: DemoContext) -> None:
     from faultlens.predict.dataset import load_cases
     from faultlens.predict.evaluate import EvalConfig, evaluate
 
-    n_boot = 300 if ctx.fast else 1000
+    n_boot = 200 if ctx.fast else 500  # keeps the step near its ~20 s budget on 2 shared cores
     try:
         data = load_cases(ctx.store, [ctx.run_id])
-        ev = evaluate(data, EvalConfig(n_boot=n_boot, n_repeats=3))
+        ev = evaluate(data, EvalConfig(n_boot=n_boot, n_repeats=2))
     except FaultlensError as exc:  # e.g. a --steps selection without the probe step
         ctx.console.print(f"[yellow]predictor skipped:[/] {exc}", highlight=False)
         return

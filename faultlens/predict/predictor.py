@@ -13,6 +13,7 @@ feature alone is set back to its training median (occlusion; for the linear mode
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -89,7 +90,8 @@ class FailurePredictor(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         self.classes_ = np.unique(y)
         self.pipeline_ = predictor_models.get(self.model)(self).fit(X, y)
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # an all-missing column (a family without key spans) has median NaN → 0
+            warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(np.where(np.isfinite(X), X, np.nan), axis=0) if X.size else np.zeros(X.shape[1])
         self.medians_ = np.nan_to_num(med)
         final = self.pipeline_[-1]

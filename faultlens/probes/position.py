@@ -36,10 +36,6 @@ KEYS = ["apple", "river", "lantern", "violet", "copper", "harbor", "meadow", "fa
         "pepper", "saddle", "thunder", "walnut", "zephyr", "marble", "canyon", "ember", "quartz", "willow"]
 
 
-def _first_token_differs(a: str, b: str) -> bool:
-    return a[0] != b[0] or a[:2] != b[:2]
-
-
 @probes.register("position")
 class PositionProbe(Probe):
     """Where the key fact sits among distractors (start … end): primacy / recency / U-shape."""
@@ -71,7 +67,9 @@ class PositionProbe(Probe):
 
 def _tiny_cases(rng: random.Random, n_sets: int = 60) -> list[Case]:
     cases = []
-    pairs = [(a, b) for a in NAMES for b in NAMES if a != b and _first_token_differs(a, b)]
+    from faultlens.probes.attention_drift import first_token  # shipped tokenizer: pairs must differ at token 1
+
+    pairs = sorted((a, b) for a in NAMES for b in NAMES if a != b and first_token(a) != first_token(b))
     rng.shuffle(pairs)
     for k, (name, foil) in enumerate(pairs[:n_sets]):
         fillers = rng.sample(FILLERS, N_DISTRACTORS)

@@ -103,6 +103,8 @@ def run_scan(adapter, store: Store, cfg: ScanConfig, run_id: str | None = None, 
 
 def scan_mode(adapter) -> str:
     """"score" (log-likelihood) unless the adapter says it cannot return prompt log-probs."""
+    if not hasattr(adapter, "score"):
+        return "generate"
     can = getattr(adapter, "supports_prompt_logprobs", None)
     return "generate" if can is not None and not can() else "score"
 

@@ -68,6 +68,14 @@ def test_vanishing_gradients_in_deep_post_ln_but_not_pre_ln():
     assert "vanishing gradient" not in mit.fired
 
 
+@pytest.mark.slow
+def test_attention_sink_grows_on_bos_but_not_with_a_learnable_sink_key():
+    r, path, mit = _pair("attention_sinks")
+    assert "attention sink" in path.fired
+    assert "attention sink" not in mit.fired
+    assert path.numbers["attn.sink_mass.L0"] > 2 * mit.numbers["attn.sink_mass.L0"]
+
+
 def _obs_with(model, x, **kw):
     return Observation(0, kw.pop("phase", "step"), model, 1.0, x, list(range(model.cfg.n_layer)), **kw)
 

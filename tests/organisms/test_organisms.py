@@ -20,14 +20,15 @@ from faultlens.organisms.positions import position_encodings
 @pytest.mark.parametrize("norm", ["pre", "post", "none"])
 def test_every_switch_builds_and_runs(pos, norm):
     cfg = OrganismConfig(vocab_size=16, d_model=16, n_head=2, n_layer=2, block_size=8, pos=pos, norm=norm,
-                         qk_norm=pos == "rope", sigma_reparam=norm == "none", sink_logit=pos == "alibi")
+                         qk_norm=pos == "rope", sigma_reparam=norm == "none", sink_logit=pos == "alibi",
+                         sink_key=pos in ("alibi", "learned"))
     model = OrganismLM(cfg)
     x = torch.randint(0, 16, (2, 12))  # longer than block_size: every PE must still run
     logits = model(x, record=True)
     assert logits.shape == (2, 12, 16) and torch.isfinite(logits).all()
     p = model.records["blocks.1.attn.pattern"]  # [B, H, T, T]
     assert p.shape == (2, 2, 12, 12)
-    if cfg.sink_logit:
+    if cfg.sink_logit or cfg.sink_key:
         assert (p.sum(-1) <= 1 + 1e-5).all()  # the sink column takes the rest
     else:
         assert torch.allclose(p.sum(-1), torch.ones(2, 2, 12), atol=1e-5)
