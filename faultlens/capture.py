@@ -167,7 +167,7 @@ def _make_capturing_kernel(base_impl: str) -> Callable:
 
 def _ensure_registered() -> None:
     """Register 'faultlens_eager' / 'faultlens_sdpa' as extra implementation names (idempotent)."""
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+    from transformers.masking_utils import AttentionMaskInterface
     from transformers.modeling_utils import AttentionInterface
 
     for base in ("eager", "sdpa"):

@@ -86,7 +86,6 @@ def test_unknown_export_format_and_run(seeded_store, tmp_path, capsys):
 
 
 def test_nan_weights_are_refused(tmp_path, capsys):
-    import torch
     from safetensors.torch import load_file, save_file
 
     d = save_tiny("gpt2", tmp_path / "nan")

@@ -76,7 +76,6 @@ def register(app: typer.Typer) -> None:
         outcome, res, mon = run_twin(recipes.get(name), mitigated, store=st, steps=steps or None)
         d = out / f"{name}-{twin}"
         d.mkdir(parents=True, exist_ok=True)
-        import torch
         from safetensors.torch import save_file
 
         save_file({k: v.contiguous() for k, v in res.model.state_dict().items()}, str(d / "model.safetensors"))

@@ -40,28 +40,32 @@ class StreamConfig:
 
 def visible_block(
     mask: Tensor | None, T: int, S: int, k0: int, k1: int, key_mask: Tensor | None,
-    sliding_window: int | None, device,
+    sliding_window: int | None, device, q0: int = 0, q1: int | None = None,
 ) -> Tensor:
-    """Bool ``[B|1, 1, T, k1-k0]``: which keys of block [k0, k1) each query may see.
+    """Bool ``[B|1, 1, q1-q0, k1-k0]``: which keys of block [k0, k1) queries [q0, q1) may see.
 
     Uses the kernel's own mask when it got one (boolean = attend, or additive with the dtype's
     minimum where masked); otherwise causal (plus sliding window) like SDPA's ``is_causal``.
-    Padding keys and padding queries (from ``key_mask [B, S]``) are always excluded.
+    Padding keys and padding queries (from ``key_mask [B, S]``) are always excluded. Query
+    indices count the T queries, which are the last T of the S key positions.
     """
+    q1 = T if q1 is None else q1
     if mask is not None:
         mb = mask[..., k0:k1]
         vis = mb if mb.dtype == torch.bool else mb > torch.finfo(mb.dtype).min / 2
-        vis = vis[..., -T:, :] if vis.shape[-2] != T else vis
+        if vis.shape[-2] != 1:  # one row broadcasts to every query
+            r0 = vis.shape[-2] - T  # a mask may cover earlier (cached) query rows too
+            vis = vis[..., r0 + q0:r0 + q1, :]
     else:
-        qpos = torch.arange(S - T, S, device=device)[:, None]  # [T, 1]
+        qpos = torch.arange(S - T + q0, S - T + q1, device=device)[:, None]  # [Tq, 1]
         kpos = torch.arange(k0, k1, device=device)[None, :]  # [1, bk]
-        vis = kpos <= qpos
+        vis = kpos <= qpos  # [Tq, bk]
         if sliding_window:
             vis = vis & (qpos - kpos < sliding_window)
-        vis = vis[None, None]  # [1, 1, T, bk]
+        vis = vis[None, None]  # [1, 1, Tq, bk]
     if key_mask is not None:
         km = key_mask.to(device).bool()  # [B, S]
-        vis = vis & km[:, None, None, k0:k1] & km[:, None, S - T:, None]
+        vis = vis & km[:, None, None, k0:k1] & km[:, None, S - T + q0:S - T + q1, None]
     return vis
 
 

@@ -38,6 +38,9 @@ class OrganismConfig:
             column (logit q·k*_h/√d_h, plus s_h with `sink_logit`). Unlike the scalar logit it is
             query-dependent, so a head can no-op on some queries and attend on others; Gu et
             al. (2024, §7) found the sink moves from the first token onto such a k*/v*=0 bias.
+        attn_fn: "softmax" or "sigmoid": element-wise sigmoid(z − log T) without normalisation
+            (Ramapuram et al. 2024's bias b = −log n). A head can then give every key ~0 weight,
+            so it needs no sink; Gu et al. (2024) found sigmoid attention has no first-token sink.
         causal: False gives bidirectional attention.
         residual / mlp: switch the skip connections and the MLP off (pure-attention stacks).
         init_std: std of block Linear weights; `emb_std` of the token embedding.
@@ -54,6 +57,7 @@ class OrganismConfig:
     sigma_reparam: bool = False
     sink_logit: bool = False
     sink_key: bool = False
+    attn_fn: str = "softmax"
     causal: bool = True
     residual: bool = True
     mlp: bool = True
@@ -64,6 +68,8 @@ class OrganismConfig:
         if self.norm not in ("pre", "post", "none"):
             raise FaultlensError(f"norm must be 'pre', 'post' or 'none', not {self.norm!r}.")
         position_encodings.get(self.pos)
+        if self.attn_fn not in ("softmax", "sigmoid"):
+            raise FaultlensError(f"attn_fn must be 'softmax' or 'sigmoid', not {self.attn_fn!r}.")
         if self.d_model % self.n_head:
             raise FaultlensError(f"d_model {self.d_model} is not divisible by n_head {self.n_head}.")
 
@@ -136,6 +142,8 @@ class Attention(nn.Module):
             if self.sink_key is not None:
                 col = col + (q @ self.sink_key.to(q.dtype)[None, :, :, None]) * scale  # [B, H, T, 1]
             probs = F.softmax(torch.cat([col, att], dim=-1), dim=-1)[..., 1:]  # [B, H, T, T]
+        elif self.cfg.attn_fn == "sigmoid":  # masked logits are -inf → weight 0
+            probs = torch.sigmoid(att - math.log(T))  # [B, H, T, T], rows need not sum to 1
         else:
             probs = F.softmax(att, dim=-1)  # [B, H, T, T]
         y = (probs @ v).transpose(1, 2).reshape(B, T, C)  # [B, T, C]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import random
 
-from faultlens.probes.base import probes
+from faultlens.probes.base import case_set, probes
 from faultlens.probes.judges import BatteryProbe
 from faultlens.probes.stats import VariableEffect
 from faultlens.types import Case
@@ -91,10 +91,6 @@ class AttentionDriftProbe(BatteryProbe):
     value_order = DISTANCES
     reference = 0
 
-    @classmethod
-    def generate(cls, case_set: str, seed: int = 0) -> list[Case]:
-        rng = random.Random(seed)
-        return _tiny(rng) if case_set == "tiny" else _general(rng)
 
     def shape(self, eff: VariableEffect) -> str:
         acc = [v.accuracy for v in eff.values]
@@ -103,6 +99,7 @@ class AttentionDriftProbe(BatteryProbe):
         return "decays with distance" if acc[-1] < acc[0] - 0.05 else "flat"
 
 
+@case_set("attention_drift", "tiny")
 def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     cases = []
     for k, (name, foil) in enumerate(name_pairs(rng, n_sets)):
@@ -133,6 +130,7 @@ NOISE = [
 ]
 
 
+@case_set("attention_drift", "general")
 def _general(rng: random.Random, n_sets: int = 40) -> list[Case]:
     cases = []
     for k in range(n_sets):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import pandas as pd
 
@@ -67,8 +67,11 @@ class Probe:
     # ---------------------------------------------------------------- cases
     @classmethod
     def generate(cls, case_set: str, seed: int = 0) -> list[Case]:
-        """Build the case set from seeded templates (run once; the output is shipped as data)."""
-        raise NotImplementedError
+        """Build a case set from the seeded templates registered with `@case_set(probe, name)`.
+
+        Run once per release; the output is shipped as JSONL data.
+        """
+        return case_sets.get(f"{cls.name}/{case_set}")(random.Random(seed))
 
     @classmethod
     def write_case_sets(cls, sets: tuple[str, ...] = ("tiny", "general"), seed: int = 0) -> None:
@@ -157,3 +160,9 @@ def pair_of(case: Case) -> str:
 
 
 probes: Registry[type[Probe]] = Registry("probe")
+case_sets: Registry[Callable[[random.Random], list[Case]]] = Registry("case set")
+
+
+def case_set(probe: str, name: str):
+    """Register a seeded case-set builder: ``@case_set("position", "tiny") def build(rng) -> list[Case]``."""
+    return case_sets.register(f"{probe}/{name}")

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from faultlens.probes.attention_drift import name_pairs
-from faultlens.probes.base import ProbeAnalysis, probes
+from faultlens.probes.base import case_set, ProbeAnalysis, probes
 from faultlens.probes.judges import BatteryProbe
 from faultlens.probes.stats import bootstrap_ci
 from faultlens.types import Case
@@ -39,10 +39,6 @@ class BrokenChainsProbe(BatteryProbe):
     value_order = ["step", "conclusion"]
     reference = "step"
 
-    @classmethod
-    def generate(cls, case_set: str, seed: int = 0) -> list[Case]:
-        rng = random.Random(seed)
-        return _tiny(rng) if case_set == "tiny" else _general(rng)
 
     def analyze(self, results: pd.DataFrame, run_id: str, alpha: float = 0.05) -> ProbeAnalysis:
         out = super().analyze(results, run_id, alpha)
@@ -64,6 +60,7 @@ class BrokenChainsProbe(BatteryProbe):
         return out
 
 
+@case_set("broken_chains", "tiny")
 def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     cases = []
     for k, (a, b) in enumerate(name_pairs(rng, n_sets)):
@@ -78,6 +75,7 @@ def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     return cases
 
 
+@case_set("broken_chains", "general")
 def _general(rng: random.Random, n_sets: int = 40) -> list[Case]:
     cases = []
     names = ["Ann", "Ravi", "Chen", "Olga", "Marta", "Kofi", "Lena", "Tariq"]

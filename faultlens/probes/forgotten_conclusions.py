@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 
 from faultlens.probes.attention_drift import FILLERS, NOISE, name_pairs
-from faultlens.probes.base import probes
+from faultlens.probes.base import case_set, probes
 from faultlens.probes.judges import BatteryProbe
 from faultlens.probes.stats import VariableEffect
 from faultlens.types import Case
@@ -32,16 +32,13 @@ class ForgottenConclusionsProbe(BatteryProbe):
     value_order = DISTANCES
     reference = 0
 
-    @classmethod
-    def generate(cls, case_set: str, seed: int = 0) -> list[Case]:
-        rng = random.Random(seed)
-        return _tiny(rng) if case_set == "tiny" else _general(rng)
 
     def shape(self, eff: VariableEffect) -> str:
         acc = [v.accuracy for v in eff.values]
         return "" if len(acc) < 2 else ("decays with distance" if acc[-1] < acc[0] - 0.05 else "flat")
 
 
+@case_set("forgotten_conclusions", "tiny")
 def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     cases = []
     for k, (a, b) in enumerate(name_pairs(rng, n_sets)):
@@ -59,6 +56,7 @@ def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
 COLOURS = ["red", "blue", "green", "white", "black", "orange"]
 
 
+@case_set("forgotten_conclusions", "general")
 def _general(rng: random.Random, n_sets: int = 40) -> list[Case]:
     cases = []
     for k in range(n_sets):

@@ -16,7 +16,7 @@ from typing import Callable
 import pandas as pd
 
 from faultlens.probes.attention_drift import named_items
-from faultlens.probes.base import ProbeAnalysis, probes
+from faultlens.probes.base import case_set, ProbeAnalysis, probes
 from faultlens.probes.judges import BatteryProbe
 from faultlens.probes.sycophancy import QA
 from faultlens.types import Case
@@ -50,10 +50,6 @@ class FormatProbe(BatteryProbe):
     category = "format overfitting"
     description = "Accuracy of the same items under equivalent prompt formats (FormatSpread)."
 
-    @classmethod
-    def generate(cls, case_set: str, seed: int = 0) -> list[Case]:
-        rng = random.Random(seed)
-        return _tiny(rng) if case_set == "tiny" else _general(rng)
 
     def analyze(self, results: pd.DataFrame, run_id: str, alpha: float = 0.05) -> ProbeAnalysis:
         out = super().analyze(results, run_id, alpha)
@@ -65,6 +61,7 @@ class FormatProbe(BatteryProbe):
         return out
 
 
+@case_set("format", "tiny")
 def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     cases = []
     for k, (name, foil, act) in enumerate(named_items(rng, n_sets)):
@@ -74,6 +71,7 @@ def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     return cases
 
 
+@case_set("format", "general")
 def _general(rng: random.Random) -> list[Case]:
     cases = []
     for k, (q, right, wrong) in enumerate(QA):

@@ -20,7 +20,7 @@ import re
 from collections import Counter
 
 from faultlens.probes.attention_drift import NAMES, _tokenizer, first_token
-from faultlens.probes.base import probes
+from faultlens.probes.base import case_set, probes
 from faultlens.probes.judges import BatteryProbe
 from faultlens.types import Case
 
@@ -57,10 +57,6 @@ class FrequencyProbe(BatteryProbe):
     reference = "frequent"
     in_demo = True
 
-    @classmethod
-    def generate(cls, case_set: str, seed: int = 0) -> list[Case]:
-        rng = random.Random(seed)
-        return _tiny(rng) if case_set == "tiny" else _general(rng)
 
 
 def _pair_cases(k: int, prefix: str, template: str, frequent: str, rare: str, meta: dict) -> list[Case]:
@@ -70,6 +66,7 @@ def _pair_cases(k: int, prefix: str, template: str, frequent: str, rare: str, me
             for v, ans, other in (("frequent", frequent, rare), ("rare", rare, frequent))]
 
 
+@case_set("frequency", "tiny")
 def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     taken = {first_token(f) for f in FREQUENT}
     rares = [r for r in NAMES if first_token(r) not in taken]  # the pair must differ in its first token
@@ -94,6 +91,7 @@ GENERAL = [
 ]
 
 
+@case_set("frequency", "general")
 def _general(rng: random.Random, n_sets: int = 40) -> list[Case]:
     cases = []
     combos = [(g, c, r) for g in GENERAL for c in COMMON for r in RARE]

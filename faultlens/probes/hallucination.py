@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 
 from faultlens.probes.attention_drift import NAMES
-from faultlens.probes.base import probes
+from faultlens.probes.base import case_set, probes
 from faultlens.probes.judges import BatteryProbe
 from faultlens.types import Case
 
@@ -37,12 +37,9 @@ class HallucinationProbe(BatteryProbe):
     value_order = ["real", "fictitious"]
     reference = "real"
 
-    @classmethod
-    def generate(cls, case_set: str, seed: int = 0) -> list[Case]:
-        rng = random.Random(seed)
-        return _tiny(rng) if case_set == "tiny" else _general(rng)
 
 
+@case_set("hallucination", "tiny")
 def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     cases = []
     for k in range(n_sets):
@@ -72,6 +69,7 @@ FAKE_WORDS = (["Glass", "Silent", "Copper", "Hollow", "Winter", "Amber", "Crooke
               ["Vellmore", "Ostrava Bay", "Quillon", "Marrowdale", "Esk Fenn", "Tarrow", "Brisk Hollow", "Caddon"])
 
 
+@case_set("hallucination", "general")
 def _general(rng: random.Random) -> list[Case]:
     cases = []
     for k, (title, author, wrong) in enumerate(REAL):

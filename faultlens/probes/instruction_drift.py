@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 
 from faultlens.probes.attention_drift import FILLERS, NAMES
-from faultlens.probes.base import probes
+from faultlens.probes.base import case_set, probes
 from faultlens.probes.judges import BatteryProbe
 from faultlens.probes.stats import VariableEffect
 from faultlens.probes.sycophancy import QA
@@ -45,16 +45,13 @@ class InstructionDriftProbe(BatteryProbe):
     reference = 0
     judge_name = "constraint"
 
-    @classmethod
-    def generate(cls, case_set: str, seed: int = 0) -> list[Case]:
-        rng = random.Random(seed)
-        return _tiny(rng) if case_set == "tiny" else _general(rng)
 
     def shape(self, eff: VariableEffect) -> str:
         acc = [v.accuracy for v in eff.values]
         return "" if len(acc) < 2 else ("drifts with turns" if acc[-1] < acc[0] - 0.05 else "flat")
 
 
+@case_set("instruction_drift", "tiny")
 def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     cases = []
     animals = ["dog", "cat", "bird", "cow", "duck", "frog"]
@@ -70,6 +67,7 @@ def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     return cases
 
 
+@case_set("instruction_drift", "general")
 def _general(rng: random.Random) -> list[Case]:
     cases = []
     for k, (q, right, _) in enumerate(QA):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 
 from faultlens.probes.attention_drift import BOYS, GIRLS, name_pairs
-from faultlens.probes.base import pair_of, probes
+from faultlens.probes.base import case_set, pair_of, probes
 from faultlens.probes.judges import BatteryProbe
 from faultlens.probes.stats import VariableEffect
 from faultlens.types import Case, Result
@@ -33,10 +33,6 @@ class OptionOrderProbe(BatteryProbe):
     description = "Accuracy as the right answer moves through the listed options."
     in_demo = True
 
-    @classmethod
-    def generate(cls, case_set: str, seed: int = 0) -> list[Case]:
-        rng = random.Random(seed)
-        return _tiny(rng) if case_set == "tiny" else _general(rng)
 
     def requests(self, case: Case) -> list[tuple[str, str]]:
         labels = case.meta.get("labels")
@@ -66,6 +62,7 @@ class OptionOrderProbe(BatteryProbe):
         return "flat"
 
 
+@case_set("option_order", "tiny")
 def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     cases = []
     for k, (girl, boy) in enumerate(name_pairs(rng, n_sets, GIRLS, BOYS)):
@@ -99,6 +96,7 @@ MCQ = [("What is the capital of Australia?", "Canberra", ["Sydney", "Melbourne",
        ("Which metal is liquid at room temperature?", "Mercury", ["Lead", "Tin", "Aluminium"])]
 
 
+@case_set("option_order", "general")
 def _general(rng: random.Random) -> list[Case]:
     cases = []
     for k, (q, right, wrongs) in enumerate(MCQ):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 
-from faultlens.probes.base import Probe, probes
+from faultlens.probes.base import case_set, Probe, probes
 from faultlens.probes.stats import VariableEffect
 from faultlens.types import Case
 
@@ -45,10 +45,6 @@ class PositionProbe(Probe):
     category = "position bias"
     description = "Accuracy of recalling a fact as it moves from the first to the last slot among distractors."
 
-    @classmethod
-    def generate(cls, case_set: str, seed: int = 0) -> list[Case]:
-        rng = random.Random(seed)
-        return _tiny_cases(rng) if case_set == "tiny" else _general_cases(rng)
 
     def shape(self, eff: VariableEffect) -> str:
         acc = [v.accuracy for v in eff.values]
@@ -65,6 +61,7 @@ class PositionProbe(Probe):
         return "flat"
 
 
+@case_set("position", "tiny")
 def _tiny_cases(rng: random.Random, n_sets: int = 60) -> list[Case]:
     cases = []
     from faultlens.probes.attention_drift import first_token  # shipped tokenizer: pairs must differ at token 1
@@ -87,6 +84,7 @@ def _tiny_cases(rng: random.Random, n_sets: int = 60) -> list[Case]:
     return cases
 
 
+@case_set("position", "general")
 def _general_cases(rng: random.Random, n_sets: int = 40, n_docs: int = 10) -> list[Case]:
     cases = []
     slots = [0, n_docs // 4, n_docs // 2, 3 * n_docs // 4, n_docs - 1]

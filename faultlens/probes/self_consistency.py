@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from faultlens.probes.attention_drift import named_items
-from faultlens.probes.base import ProbeAnalysis, probes
+from faultlens.probes.base import case_set, ProbeAnalysis, probes
 from faultlens.probes.judges import BatteryProbe
 from faultlens.probes.stats import bootstrap_ci
 from faultlens.probes.sycophancy import QA
@@ -48,10 +48,6 @@ class SelfConsistencyProbe(BatteryProbe):
     description = "Accuracy per paraphrase and modal-answer agreement across paraphrases / samples."
     n_samples: ClassVar[int] = 5
 
-    @classmethod
-    def generate(cls, case_set: str, seed: int = 0) -> list[Case]:
-        rng = random.Random(seed)
-        return _tiny(rng) if case_set == "tiny" else _general(rng)
 
     def gen_requests(self, case: Case) -> list[tuple[str, dict]]:
         """One greedy answer plus `n_samples` sampled ones (temperature 1)."""
@@ -83,6 +79,7 @@ class SelfConsistencyProbe(BatteryProbe):
         return out
 
 
+@case_set("self_consistency", "tiny")
 def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     cases = []
     for k, (name, foil, act) in enumerate(named_items(rng, n_sets)):
@@ -93,6 +90,7 @@ def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     return cases
 
 
+@case_set("self_consistency", "general")
 def _general(rng: random.Random) -> list[Case]:
     cases = []
     for k, (q, right, wrong) in enumerate(QA):

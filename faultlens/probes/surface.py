@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 
 from faultlens.probes.attention_drift import BOYS, GIRLS, name_pairs
-from faultlens.probes.base import probes
+from faultlens.probes.base import case_set, probes
 from faultlens.probes.judges import BatteryProbe
 from faultlens.types import Case
 
@@ -34,12 +34,9 @@ class SurfaceProbe(BatteryProbe):
     reference = "absent"
     in_demo = True
 
-    @classmethod
-    def generate(cls, case_set: str, seed: int = 0) -> list[Case]:
-        rng = random.Random(seed)
-        return _tiny(rng) if case_set == "tiny" else _general(rng)
 
 
+@case_set("surface", "tiny")
 def _tiny(rng: random.Random, n_sets: int = 60) -> list[Case]:
     cases = []
     for k, (girl, other) in enumerate(name_pairs(rng, n_sets, GIRLS, BOYS)):
@@ -56,6 +53,7 @@ NOUNS = ["doctor", "lawyer", "actor", "banker", "student", "artist", "senator", 
 VERBS = [("danced", "sang"), ("slept", "laughed"), ("resigned", "shouted"), ("waited", "left"), ("ran", "swam")]
 
 
+@case_set("surface", "general")
 def _general(rng: random.Random, n_sets: int = 40) -> list[Case]:
     cases = []
     for k in range(n_sets):

@@ -12,7 +12,6 @@ landed, hence the hand-built model. The clean twin replaces the cue by a neutral
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

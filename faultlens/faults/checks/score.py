@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from faultlens.faults.checks.base import RTOL, Verdict, check, finite, rel_diff
+from faultlens.faults.checks.base import Verdict, check, finite, rel_diff
 
 # Same fp32 inputs through two SDPA backends agree to ~1e-7; fp16 rounding of scores costs ~1e-4.
 KERNEL_RTOL = 1e-5

@@ -55,7 +55,6 @@ def _graph_figure(figs: Figures, graph: dict, case_id: str) -> str | None:
     if not nodes:
         return None
     edges = sorted(graph.get("edges") or [], key=lambda e: -abs(e.get("weight") or 0))[:MAX_EDGES]
-    wmax = max([abs(e.get("weight") or 0) for e in edges] + [1e-12])
     traces = []
     for sign, color in ((1, "rgba(214,69,65,0.55)"), (-1, "rgba(52,103,170,0.55)")):
         xs, ys = [], []
