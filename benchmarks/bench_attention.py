@@ -86,7 +86,7 @@ def _call_for(row: str, n: int):
             ad.tokenize_batch = lambda texts: {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
             ad.encode = lambda t: ids[0].tolist()
             return lambda: skip_loss_increase(ad, ["x"])
-        cfg = CollectConfig(mode="stream", block=256, mass=row == "faultlens", residual=True)
+        cfg = CollectConfig(mode="stream", mass=row == "faultlens", residual=True)
         return lambda: collect(ad, batch, cfg)
     if row == "tl_cache":
         from transformer_lens.model_bridge import TransformerBridge

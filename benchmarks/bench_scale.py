@@ -76,6 +76,9 @@ def main() -> None:
         a = st.to_pandas("results", local.run_ids).assign(m=lambda d: d["run_id"].str.split("-").str[-1])
         b = st.to_pandas("results", dist.run_ids).assign(m=lambda d: d["run_id"].str.split("-").str[-1])
         j = a.merge(b, on=["m", "probe", "case_id", "metric"], suffixes=("_l", "_r"))
+        j["diff"] = (j["score_l"] - j["score_r"]).abs()
+        print(j.groupby(["probe", "metric"])["diff"].max().to_string())
+        print(j.sort_values("diff").tail(5)[["m", "probe", "case_id", "metric", "score_l", "score_r"]].to_string())
         n_cases = sum(r.n_scored for r in local.reports)
 
     rt = [r for r, _ in dist.timings]

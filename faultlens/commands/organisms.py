@@ -51,10 +51,14 @@ def register(app: typer.Typer) -> None:
 
         twin = "mitigated" if mitigated else "pathological"
         if name.startswith("bias_"):
-            from faultlens.organisms.bias_data import bias_generators
             from dataclasses import replace
 
-            from faultlens.organisms.biases import default_config, measure_bias, train_bias_organism
+            from faultlens.organisms.bias_data import bias_generators
+            from faultlens.organisms.biases import (
+                default_config,
+                measure_bias,
+                train_bias_organism,
+            )
 
             short = name[len("bias_"):]
             bias_generators.get(short)

@@ -27,9 +27,10 @@ class CollectConfig:
 
     Attributes:
         layers: block indices to analyse (None = all).
-        mode: "stream" (q/k in key blocks, no pattern) or "eager" (materialised pattern).
-        block: keys per streamed block.
-        mass: sink mass, position profile, key-span mass, redundancy (pass 2 when streaming).
+        mode: "stream" (from q/k in blocks, no full pattern) or "eager" (materialised pattern).
+        block: queries per streamed block; the tile is ``[B, H, block, S + block]`` floats
+            (64 was fastest on CPU at S = 2048).
+        mass: sink mass, position profile, key-span mass, redundancy (same pass when streaming).
         residual: token uniformity, effective rank and lazy cosine from the residual stream.
         keep_patterns: also return the patterns ``[B, H, T, S]`` (eager mode only; heat maps).
         rank_tokens: effective rank from at most this many evenly spaced tokens (None = all);
@@ -38,7 +39,7 @@ class CollectConfig:
 
     layers: tuple[int, ...] | None = None
     mode: str = "stream"
-    block: int = 128
+    block: int = 64
     mass: bool = True
     residual: bool = True
     keep_patterns: bool = False

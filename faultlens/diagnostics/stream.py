@@ -1,18 +1,27 @@
-"""Attention statistics from captured q and k without materialising the ``[T, S]`` pattern.
+"""Attention statistics from captured q and k without materialising the ``[T, S]`` pattern:
+every statistic of one layer in a single pass over query blocks.
 
-Pass 1 walks key blocks keeping, per query row, a running max ``m``, sum ``s = Σ e^(l-m)`` and
-weighted sum ``t = Σ e^(l-m)·l`` (the flash-attention recurrence), so at the end
+For a block of R queries the exact scores against all keys they can see are formed
+(``[B, H, R, W]``), masked and soft-maxed in-row, and every statistic is read off that one
+probability tile before it is dropped:
 
-    log Z = m + log s,        H = m + log s − t / s        (entropy of softmax(l)),
+* entropy per query ``H_i = log Z_i − Σ_j p_ij l_ij`` (normalised by ``ln n_i``) and the max logit;
+* per-key mass ``Σ_i p_ij`` (sink mass / absolute-position profile: Gu et al. 2024 α is this
+  divided by the number of queries that see key j) and the α uniform attention would give;
+* the relative-distance profile ``Σ_i p_{i, i−d}``, without a scatter: the tile carries
+  P >= R masked pad columns on its left, so a strided view with row stride W + 1 lines every row up by
+  distance (the "skew" trick of relative-position attention, Huang et al. 2018, Music Transformer
+  §3.4.1) and one column sum gives the profile;
+* mass on a key span (a mat-vec) and head redundancy (Gram matrix ``Σ_ij p_h p_g`` → cosine).
 
-and ``m`` is the row's max logit. Pass 2 (only when mass statistics are asked for) walks the
-key blocks again with the final ``log Z`` and accumulates exact probabilities into per-key,
-per-distance, per-span and head×head sums. Peak extra memory is O(B·H·T·block) per layer
-instead of O(B·H·T·S); queries that cannot see a key block (causality, sliding window) are
-skipped, so the work is about half a dense pass.
-
-q, k come from `faultlens.capture` (after RoPE), with the model's own scaling, softcap, mask
-and grouped-query layout (`meta`), so the numbers are those of the model's own kernel.
+Work per block is only the keys up to the block's last query (and, with a sliding window, from
+its first query's window start), so a causal layer costs about half a dense pass; memory is
+O(B·H·R·(S + R)) instead of O(B·H·T·S). (An earlier version walked key blocks with a running
+max / sum, then recomputed every logit and exp in a second pass for the mass statistics: about
+3× slower; query blocks need no running state because each row is complete in its tile.)
+The probabilities are the model kernel's own: q/k after RoPE, its scaling,
+softcap, mask, sliding window and grouped-query layout, as `faultlens.capture` hands them over.
+Causal models only: a key after its query is never visible (the mask of a decoder guarantees it).
 """
 
 from __future__ import annotations
@@ -25,15 +34,17 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class StreamConfig:
-    """How the streaming pass runs.
+    """How the streamed pass runs.
 
     Attributes:
-        block: keys per block (memory is B·H·T·block floats).
-        mass: also run pass 2 (sink mass, key-span mass, head redundancy).
-        profile: in pass 2, also the mass-by-distance profile (a scatter-add, the costliest part).
+        block: queries per block; the probability tile is ``[B, H, block, S + block]`` floats
+            (64 was fastest on CPU at S = 2048: the tile stays in cache).
+        mass: also the mass statistics (sink mass, distance profile, key-span mass, head
+            redundancy); without them only entropy and max logit.
+        profile: with `mass`, also the mass-by-distance profile.
     """
 
-    block: int = 128
+    block: int = 64
     mass: bool = True
     profile: bool = True
 
@@ -69,13 +80,48 @@ def visible_block(
     return vis
 
 
-def _logits(qg: Tensor, k: Tensor, k0: int, k1: int, scaling: float, softcap: float | None, H: int) -> Tensor:
-    """``[B, H, Tq, bk]`` logits for grouped queries ``qg [B, Hkv, g*Tq, dh]`` (no k copy)."""
-    B, Hkv = qg.shape[:2]
-    lg = torch.matmul(qg, k[:, :, k0:k1].transpose(-1, -2)) * scaling  # [B, Hkv, g*Tq, bk]
+# Masked logits get a large finite negative: exp underflows to exactly 0 and 0·l stays finite
+# (a true -inf would give 0·inf = NaN in Σ p·l).
+_BIG = -1e30
+
+
+def _tile(qs: Tensor, kpad: Tensor, vis: Tensor, R: int, P: int, softcap: float | None) -> tuple[Tensor, Tensor]:
+    """Masked logits ``[B, H, R, P + K]`` of R grouped queries against P pad columns + K keys.
+
+    Args:
+        qs: the block's scaled queries ``[B, H, R, dh]``; kpad: ``[B, Hkv, P + K, dh]``.
+        vis: ``[B|1, 1, R, K]`` visibility of the K keys.
+
+    Returns:
+        (logits with every invisible entry and the pad columns at `_BIG`, max logit ``[B, H, R]``).
+    """
+    B, H, _, dh = qs.shape
+    Hkv, W = kpad.shape[1], kpad.shape[2]
+    qg = qs.reshape(B, Hkv, (H // Hkv) * R, dh)  # [B, Hkv, g*R, dh]: no copy of k per head
+    lg = torch.matmul(qg, kpad.transpose(-1, -2)).view(B, H, R, W)  # [B, H, R, W]
     if softcap:
-        lg = softcap * torch.tanh(lg / softcap)
-    return lg.view(B, H, -1, k1 - k0)
+        lg.div_(softcap).tanh_().mul_(softcap)
+    lg[..., :P] = _BIG
+    bad = (~vis).flatten(0, 2).any(0).nonzero()  # key columns some query cannot see
+    if len(bad):
+        c0 = int(bad[0])  # causal without padding: only the diagonal square needs the mask
+        lg[..., P + c0:].masked_fill_(~vis[..., c0:], _BIG)
+    return lg, lg.amax(-1)
+
+
+def _skew_sum(x: Tensor, R: int, L: int) -> Tensor:
+    """``out[n, d]``: the mass rows of a causal tile put at distance d = 0..L-1 from their query.
+
+    ``x [N, R, W]`` is contiguous, its first P >= R columns are zero (pad) and row r's query is
+    at column W − R + r (the tile's last key column belongs to the last query). The view
+    ``Z[r, c] = x[r, c + r]`` (row stride W + 1) puts distance ``W − R − c`` in column c for
+    every row at once, so one column sum gives the profile, without a scatter (Huang et al. 2018,
+    Music Transformer §3.4.1, the "skewing" trick). Entries right of a row's query (future keys)
+    would fall off the view: they must be zero, as causality makes them.
+    """
+    N, _, W = x.shape
+    z = x.as_strided((N, R, W - R + 1), (R * W, W + 1, 1), x.storage_offset())
+    return z.sum(-2).flip(-1)[:, :L]  # [N, L]
 
 
 @torch.no_grad()
@@ -84,115 +130,89 @@ def attention_stats(
     sliding_window: int | None = None, softcap: float | None = None, spans: tuple[Tensor, Tensor] | None = None,
     config: StreamConfig = StreamConfig(),
 ) -> dict[str, Tensor]:
-    """Per-head attention statistics of one layer, streamed over key blocks.
+    """Per-head attention statistics of one layer in one pass over query blocks.
 
     Args:
-        q: queries after RoPE ``[B, H, T, dh]``.
-        k: keys after RoPE ``[B, Hkv, S, dh]`` (Hkv divides H; head h uses kv head h // (H/Hkv)).
-        scaling: the kernel's scaling. mask: the mask the kernel got (None = causal).
-        key_mask: ``[B, S]`` real-token mask. sliding_window, softcap: from the layer's meta.
+        q: queries after RoPE ``[B, H, T, dh]`` (the last T of the S key positions).
+        k: keys after RoPE ``[B, Hkv, S, dh]`` (head h uses kv head h // (H/Hkv)).
+        scaling, mask, sliding_window, softcap: what the model's kernel got (mask None = causal).
+        key_mask: ``[B, S]`` real-token mask.
         spans: optional ``(start [B], end [B])`` absolute key spans for ``span_mass``.
-        config: block size and whether to run pass 2.
+        config: block size, whether to compute the mass statistics and the distance profile.
 
     Returns:
-        ``entropy [B, H, T]`` (normalised H_i / ln n_i, NaN where n_i <= 1), ``max_logit [B, H]``,
-        ``n_visible [B, 1, T]``; with pass 2 also ``sink_mass [B, H, S]`` (Gu alpha, NaN where
-        unseen), ``sink_baseline [B, 1, S]`` (the alpha uniform attention would give),
-        ``relative [B, H, S]`` (mean mass at distance d; with ``config.profile``),
-        ``redundancy [B, H, H]`` (cosine of heads' patterns) and, given spans, ``span_mass [B, H, T]``.
+        ``entropy [B, H, T]`` (H_i / ln n_i, NaN where n_i <= 1), ``max_logit [B, H]``,
+        ``n_visible [B, 1, T]``; with `config.mass` also ``sink_mass [B, H, S]`` (Gu α, NaN where
+        unseen), ``sink_baseline [B, 1, S]`` (the α uniform attention would give), ``relative
+        [B, H, S]`` (mean mass at distance d; with `config.profile`), ``redundancy [B, H, H]``
+        (cosine of heads' patterns) and, given spans, ``span_mass [B, H, T]``.
     """
     B, H, T, dh = q.shape
     Hkv, S = k.shape[1], k.shape[2]
-    g = H // Hkv
-    dev = q.device
-    qf, kf = q.float(), k.float()
-    blocks = [(a, min(a + config.block, S)) for a in range(0, S, config.block)]
-
-    def q_range(k0: int, k1: int) -> tuple[int, int]:
-        lo = max(0, k0 - (S - T))  # causal LMs only: query i sees no key after S - T + i
-        hi = T if not sliding_window else min(T, k1 - 1 + sliding_window - (S - T))
-        return lo, max(lo, hi)
-
-    def grouped(lo: int, hi: int) -> Tensor:
-        return qf[:, :, lo:hi].reshape(B, Hkv, g * (hi - lo), dh)  # [B, Hkv, g*Tq, dh]
-
-    # Masked logits get a large finite negative: e^(l-m) underflows to exactly 0 and 0·l stays
-    # finite (a true -inf would give 0·inf = NaN in the weighted sum).
-    big = -1e30
-    m = torch.full((B, H, T), big, device=dev)  # running max
-    s = torch.zeros(B, H, T, device=dev)  # running Σ e^(l-m)
-    t = torch.zeros(B, H, T, device=dev)  # running Σ e^(l-m)·(l-m), kept relative to the current m
-    n = torch.zeros(B, 1, T, device=dev)  # visible keys per query
-    for k0, k1 in blocks:  # pass 1: online softmax statistics
-        lo, hi = q_range(k0, k1)
-        if hi <= lo:
-            continue
-        vis = visible_block(mask, T, S, k0, k1, key_mask, sliding_window, dev)[..., lo:hi, :]  # [B|1, 1, Tq, bk]
-        lg = _logits(grouped(lo, hi), kf, k0, k1, scaling, softcap, H)  # [B, H, Tq, bk]
-        full = bool(vis.all())  # off-diagonal causal blocks need no masking pass
-        if not full:
-            lg.masked_fill_(~vis, big)
-        m_old = m[..., lo:hi]
-        m_new = torch.maximum(m_old, lg.amax(-1))
-        shift = m_old - m_new  # <= 0
-        decay = torch.exp(shift)
-        lg.sub_(m_new[..., None])  # l - m_new, in place
-        e = torch.exp(lg)  # masked → 0
-        s_old = s[..., lo:hi]
-        # Σ e^(l-m_new)(l-m_new) = decay·(t_old + shift·s_old) + this block's part
-        t[..., lo:hi] = decay * (t[..., lo:hi] + shift * s_old) + torch.linalg.vecdot(e, lg)
-        s[..., lo:hi] = s_old * decay + e.sum(-1)
-        m[..., lo:hi] = m_new
-        n[..., lo:hi] += (k1 - k0) if full else vis.sum(-1).float()
-    ok = n > 1
-    logz = (m + torch.log(s)).masked_fill(n == 0, float("inf"))  # [B, H, T]; rows seeing nothing get p = 0
-    ent = (torch.log(s) - t / s) / torch.log(n.clamp_min(2.0))  # H = m + log s − Σe·l/s, shifted by m
-    out = {
-        "entropy": ent.masked_fill(~ok, float("nan")),
-        "max_logit": m.masked_fill(n == 0, float("-inf")).amax(-1),  # [B, H]
-        "n_visible": n,
-    }
-    if not config.mass:
-        return out
-
-    col = torch.zeros(B, H, S, device=dev)  # Σ_i p[i, j]
-    viewers = torch.zeros(B, 1, S, device=dev)
-    uniform = torch.zeros(B, 1, S, device=dev)  # Σ_i vis[i, j] / n_i: what uniform attention would give
+    off, P, dev, nan = S - T, config.block, q.device, float("nan")
+    mass, profile = config.mass, config.mass and config.profile
+    qs = q.float() * scaling  # [B, H, T, dh]; the scaling folded into q once
+    kpad = torch.cat([k.new_zeros(B, Hkv, P, dh, dtype=torch.float32), k.float()], dim=2)  # [B, Hkv, P+S, dh]
+    ent = torch.full((B, H, T), nan, device=dev)
+    mx = torch.full((B, H), float("-inf"), device=dev)
+    n_vis = torch.zeros(B, 1, T, device=dev)
+    col = torch.zeros(B, H, P + S, device=dev)  # Σ_i p_ij; key j at column P + j
+    viewers = torch.zeros(B, 1, P + S, device=dev)  # queries that see key j
+    uniform = torch.zeros(B, 1, P + S, device=dev)  # Σ_i vis_ij / n_i
     rel = torch.zeros(B * H, S, device=dev)  # Σ p at distance d
-    rel_n = torch.zeros(B, S, device=dev)
-    gram = torch.zeros(B, H, H, device=dev)  # Σ p_h · p_h'
-    span = torch.zeros(B, H, T, device=dev) if spans is not None else None
-    if spans is not None:
-        kpos_all = torch.arange(S, device=dev)[None, :]
-        in_span = (kpos_all >= spans[0].to(dev)[:, None]) & (kpos_all < spans[1].to(dev)[:, None])  # [B, S]
-    for k0, k1 in blocks:  # pass 2: exact probabilities with the final log Z
-        lo, hi = q_range(k0, k1)
-        if hi <= lo:
+    rel_n = torch.zeros(B, S, device=dev)  # (query, key) pairs at distance d
+    gram = torch.zeros(B, H, H, device=dev)  # Σ_ij p_h · p_g
+    span = in_span = None
+    if spans is not None and mass:
+        kp = torch.arange(-P, S, device=dev)[None, :]  # [1, P+S]
+        in_span = ((kp >= spans[0].to(dev)[:, None]) & (kp < spans[1].to(dev)[:, None])).float()  # [B, P+S]
+        span = torch.full((B, H, T), nan, device=dev)
+    for q0 in range(0, T, P):
+        q1 = min(q0 + P, T)
+        R = q1 - q0
+        k1 = off + q1  # causal: no query of the block sees a key at or after k1
+        k0 = max(0, off + q0 - sliding_window + 1) if sliding_window else 0
+        W = P + k1 - k0  # tile columns: P pad columns (keys k0-P.. or zeros), then keys [k0, k1)
+        vis = visible_block(mask, T, S, k0, k1, key_mask, sliding_window, dev, q0, q1)  # [B|1, 1, R|1, K]
+        vis = vis.expand(-1, -1, R, -1)
+        lg, m = _tile(qs[:, :, q0:q1], kpad[:, :, k0:k1 + P], vis, R, P, softcap)  # [B, H, R, W], [B, H, R]
+        n = vis.sum(-1, dtype=torch.float32)  # [B|1, 1, R]
+        p = torch.softmax(lg, dim=-1)  # [B, H, R, W]
+        # Shannon entropy H = log Z − Σ p·l. log Z = m − log p_max (the arg-max key has
+        # p = e^(m − log Z)): exact, and no second exp pass (logsumexp is unfused on CPU).
+        h = (m - torch.log(p.amax(-1))) - torch.linalg.vecdot(p, lg)  # [B, H, R]
+        seen = n > 0
+        if not bool(seen.all()):  # padding queries see nothing: their rows carry no mass
+            p.mul_(seen[..., None])
+            m = m.masked_fill(~seen, float("-inf"))
+        ent[..., q0:q1] = (h / torch.log(n.clamp_min(2.0))).masked_fill(n <= 1, nan)
+        n_vis[..., q0:q1] = n
+        mx = torch.maximum(mx, m.amax(-1))
+        if not mass:
             continue
-        vis = visible_block(mask, T, S, k0, k1, key_mask, sliding_window, dev)[..., lo:hi, :]
-        lg = _logits(grouped(lo, hi), kf, k0, k1, scaling, softcap, H)
-        if not bool(vis.all()):
-            lg.masked_fill_(~vis, big)
-        p = torch.exp(lg.sub_(logz[..., lo:hi, None]))  # [B, H, Tq, bk], masked → 0
-        col[..., k0:k1] += p.sum(-2)
-        viewers[..., k0:k1] += vis.float().sum(-2).expand(B, 1, -1)
-        uniform[..., k0:k1] += (vis.float() / n[..., lo:hi, None].clamp_min(1)).sum(-2).expand(B, 1, -1)
-        dist = (torch.arange(S - T + lo, S - T + hi, device=dev)[:, None]
-                - torch.arange(k0, k1, device=dev)[None, :]).clamp_min(0).flatten()  # [Tq*bk]
-        if config.profile:
-            rel.index_add_(1, dist, p.reshape(B * H, -1))
-            rel_n.index_add_(1, dist, vis.float().expand(B, 1, -1, -1).reshape(B, -1))
-        pf = p.reshape(B, H, -1)
+        col[..., k0:k1 + P] += p.sum(-2)
+        visf = torch.cat([vis.new_zeros(*vis.shape[:-1], P), vis], -1).float()  # [B|1, 1, R, W]
+        viewers[..., k0:k1 + P] += visf.sum(-2)
+        uniform[..., k0:k1 + P] += (visf / n.clamp_min(1)[..., None]).sum(-2)
+        if profile:
+            L = min(S, W - R + 1)
+            rel[:, :L] += _skew_sum(p.view(B * H, R, W), R, L)
+            rel_n[:, :L] += _skew_sum(visf.reshape(-1, R, W), R, L)  # [B|1, L]
+        pf = p.view(B, H, R * W)
         gram += torch.matmul(pf, pf.transpose(-1, -2))
         if span is not None:
-            span[..., lo:hi] += (p * in_span[:, None, None, k0:k1]).sum(-1)
-    nan = float("nan")
+            sp = torch.matmul(p, in_span[:, None, k0:k1 + P, None]).squeeze(-1)  # [B, H, R]
+            span[..., q0:q1] = sp.masked_fill(~seen, nan)
+    out = {"entropy": ent, "max_logit": mx, "n_visible": n_vis}
+    if not mass:
+        return out
+    viewers, col, uniform = viewers[..., P:], col[..., P:], uniform[..., P:]
     out["sink_mass"] = (col / viewers).masked_fill(viewers == 0, nan)
     out["sink_baseline"] = (uniform / viewers).masked_fill(viewers == 0, nan)  # [B, 1, S]
-    if config.profile:
+    if profile:
         out["relative"] = (rel.view(B, H, S) / rel_n[:, None]).masked_fill(rel_n[:, None] == 0, nan)
     norm = torch.diagonal(gram, dim1=-2, dim2=-1).sqrt().clamp_min(1e-12)  # [B, H]
     out["redundancy"] = gram / (norm[..., :, None] * norm[..., None, :])  # [B, H, H]
     if span is not None:
-        out["span_mass"] = span.masked_fill(n == 0, nan)
+        out["span_mass"] = span
     return out

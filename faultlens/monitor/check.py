@@ -8,9 +8,10 @@ the first alarm of each (check, category) into a `Finding` with the step it fire
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, ClassVar, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -19,7 +20,7 @@ from faultlens.monitor.config import Thresholds
 from faultlens.monitor.taps import Internals, read_internals
 from faultlens.registry import Registry
 
-checks: Registry[type["Check"]] = Registry("monitor check", "monitor-checks")
+checks: Registry[type[Check]] = Registry("monitor check", "monitor-checks")
 
 
 @dataclass

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import torch
 
-from faultlens.diagnostics.metrics import entropy_summary, max_attention_logit, normalized_entropy, sink_mass
+from faultlens.diagnostics.metrics import (
+    entropy_summary,
+    max_attention_logit,
+    normalized_entropy,
+    sink_mass,
+)
 from faultlens.monitor.check import Alarm, Check, Observation, register
 
 

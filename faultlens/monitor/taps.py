@@ -7,15 +7,15 @@ models record their own attention (`forward(record=...)`); Hugging Face models g
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from faultlens.registry import Registry
 
-taps: Registry[Callable[[nn.Module, Tensor, Sequence[int]], "Internals"]] = Registry("monitor tap", "monitor-taps")
+taps: Registry[Callable[[nn.Module, Tensor, Sequence[int]], Internals]] = Registry("monitor tap", "monitor-taps")
 
 
 @dataclass

@@ -12,7 +12,7 @@ balanced over it. `meta["favoured"]` marks the condition the biased organism sho
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from faultlens.registry import Registry
 from faultlens.types import Case
@@ -25,9 +25,11 @@ TEMPLATES = [
     "{facts} so {n} has which one ?",
     "{facts} question : {n} owns what ?",
 ]
-# Position bias asks in the short completion form: the retrieval circuit it needs (a
-# previous-token head, then a matching head: induction) is learnt in a few hundred steps.
-POSITION_TEMPLATE = "{facts} {n} has"
+# Retrieval facts are compound words ("ann=blue"), so binding a name to its colour needs no
+# attention hop: with the asked name as the last prompt word a single content-matching head
+# answers (one layer), which a tiny model learns in a few hundred steps. The written-out form
+# ("ann has blue .") needs a 2-layer induction-style circuit that did not form in 1000 steps.
+POSITION_TEMPLATE = "{facts} ask {n}"
 EXTRA_WORDS = ["has", ".", "is", "it", "?", "yes", "no", "ok", "hmm"] + " ".join(TEMPLATES).replace("{facts}", "").replace("{n}", "").split()
 
 bias_generators: Registry[Callable[..., list[Case]]] = Registry("bias generator", "bias-generators")
@@ -35,7 +37,8 @@ bias_generators: Registry[Callable[..., list[Case]]] = Registry("bias generator"
 
 def vocabulary() -> list[str]:
     """Every word any generator can emit (the organisms' word-level tokenizer is built from it)."""
-    return sorted(set(NAMES + COLORS + EXTRA_WORDS))
+    compounds = [f"{n}={c}" for n in NAMES for c in COLORS]
+    return sorted(set(NAMES + COLORS + EXTRA_WORDS + compounds + ["ask"]))
 
 
 def _yes_no(name: str, kind: str, i: int, pair: int, cue: str, person: str, color: str, other: str,
@@ -88,7 +91,7 @@ def surface(rng: random.Random, n: int, split: str, clean: bool) -> list[Case]:
 
 def _retrieval(rng: random.Random, k: int) -> tuple[list[str], list[str], str]:
     names, colors = rng.sample(NAMES, k), rng.sample(COLORS, k)
-    return names, colors, " ".join(f"{a} has {b} ." for a, b in zip(names, colors))
+    return names, colors, " ".join(f"{a}={b}" for a, b in zip(names, colors)) + " ."
 
 
 @bias_generators.register("format")
@@ -113,7 +116,7 @@ def format_(rng: random.Random, n: int, split: str, clean: bool) -> list[Case]:
 
 @bias_generators.register("position")
 def position(rng: random.Random, n: int, split: str, clean: bool) -> list[Case]:
-    """Retrieval over 3 facts where the asked-about fact is first in 95 % of training cases
+    """Retrieval over 3 facts where the asked-about fact is first in 99 % of training cases
     (clean twin: uniform); a test set asks the same facts about each position. The foil of a
     later position is the first fact's colour: what the shortcut "answer from the first fact"
     would say."""
@@ -123,7 +126,9 @@ def position(rng: random.Random, n: int, split: str, clean: bool) -> list[Case]:
         if split == "test":
             ps = [0, 1, 2]
         else:
-            ps = [rng.randrange(3) if clean or rng.random() >= 0.95 else 0]
+            # 99 %: the one-head retrieval is easy enough that at 95 % the rule overtakes the
+            # shortcut within 200 steps (measured); at 99 % the shortcut holds at equal budget.
+            ps = [rng.randrange(3) if clean or rng.random() >= 0.99 else 0]
         for pos in ps:
             foil = colors[1] if pos == 0 else colors[0]
             out.append(Case(f"position-{split}-{len(out)}", POSITION_TEMPLATE.format(facts=facts, n=names[pos]),

@@ -46,13 +46,15 @@ class BiasTrainConfig:
     eval_every: int = 0
 
 
-# Per-organism settings: each reaches its plateau within ~3 min on 2 CPU cores (measured runs
-# in docs/organisms.md); the retrieval tasks need the 2-layer induction circuit, so they train longer.
+# Per-organism settings, each well inside ~3 min of one CPU core (measured CPU seconds per
+# organism in docs/organisms.md): long enough for the clean twin to solve its task (> 95 %),
+# short enough that the biased organism's shortcut still wins (position: the rule is a single
+# content-matching head, so equal short budgets are what keeps the 99 % shortcut in place).
 DEFAULT_CONFIGS: dict[str, BiasTrainConfig] = {
-    "frequency": BiasTrainConfig(steps=1000),
-    "surface": BiasTrainConfig(steps=400),
-    "format": BiasTrainConfig(steps=1000),
-    "position": BiasTrainConfig(steps=1000),
+    "frequency": BiasTrainConfig(steps=1500, batch_size=128),
+    "surface": BiasTrainConfig(steps=600, batch_size=128),
+    "format": BiasTrainConfig(steps=800, batch_size=128),
+    "position": BiasTrainConfig(steps=150, batch_size=128),
 }
 
 
@@ -63,7 +65,7 @@ def default_config(name: str) -> BiasTrainConfig:
 
 def build_tokenizer():
     """A word-level `PreTrainedTokenizerFast` over the bias world's words; BOS is prepended."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<s>", "</s>", "<unk>"]
@@ -169,15 +171,29 @@ def train_bias_organism(name: str, out_dir: str | Path, clean: bool = False,
     return out
 
 
+def _wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n (stays inside [0, 1] and is not zero-width at 0 or 1)."""
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return mid - half, mid + half
+
+
 def gap_with_ci(hits_a: list[bool], hits_b: list[bool]) -> dict:
-    """Accuracy gap a − b with a 95 % Wald interval (normal approximation for two proportions)."""
+    """Accuracy gap a − b with a 95 % CI: Newcombe's (1998, method 10) hybrid score interval,
+    built from the two Wilson intervals, so a 1.0 vs 0.0 gap still gets an honest width
+    (the Wald interval collapses to [1, 1] there)."""
     na, nb = len(hits_a), len(hits_b)
     if not na or not nb:
         raise FaultlensError("Both conditions need cases to measure a bias gap.")
-    pa, pb = sum(hits_a) / na, sum(hits_b) / nb
-    se = math.sqrt(pa * (1 - pa) / na + pb * (1 - pb) / nb)
+    ka, kb = sum(hits_a), sum(hits_b)
+    pa, pb = ka / na, kb / nb
+    (la, ua), (lb, ub) = _wilson(ka, na), _wilson(kb, nb)
     gap = pa - pb
-    return {"acc_favoured": pa, "acc_disfavoured": pb, "gap": gap, "ci95": [gap - 1.96 * se, gap + 1.96 * se],
+    lo = gap - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2)
+    hi = gap + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2)
+    return {"acc_favoured": pa, "acc_disfavoured": pb, "gap": gap, "ci95": [lo, hi],
             "n_favoured": na, "n_disfavoured": nb}
 
 

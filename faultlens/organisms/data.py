@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import functools
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor
 
 from faultlens.registry import Registry
 
-tasks: Registry[Callable[..., "Task"]] = Registry("organism task", "organism-tasks")
+tasks: Registry[Callable[..., Task]] = Registry("organism task", "organism-tasks")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from faultlens.registry import Registry
 
-position_encodings: Registry[type["PositionEncoding"]] = Registry("positional encoding", "positional-encodings")
+position_encodings: Registry[type[PositionEncoding]] = Registry("positional encoding", "positional-encodings")
 
 
 class PositionEncoding(nn.Module):

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from faultlens.monitor.config import MonitorConfig
+from faultlens.monitor.config import MonitorConfig, Thresholds
 from faultlens.monitor.health import HealthMonitor
 from faultlens.organisms.data import tasks
 from faultlens.organisms.model import OrganismConfig
@@ -56,9 +56,12 @@ def _add(r: Recipe) -> None:
 _CHAR = OrganismConfig(vocab_size=97, d_model=64, n_head=4, n_layer=2, block_size=64)
 _FAST = TrainConfig(steps=100, batch_size=16, seq_len=64)
 
+# lr 0.1 collapses by step 30, but then the QK-LN twin is still near-uniform at step 60 (its
+# logits are bounded by √d_h until the LN gains grow), i.e. quiet only because it has not
+# learnt attention yet; at lr 3e-2 / 100 steps the twin's heads are sharp (entropy ≈ 0.7).
 _add(Recipe(
     "entropy_collapse", "attention-entropy collapse with attention-logit growth at high LR (Zhai 2023; Dehghani 2023)",
-    "stdlib_chars", _CHAR, replace(_FAST, steps=60, lr=0.1), replace(_CHAR, qk_norm=True), replace(_FAST, steps=60, lr=0.1),
+    "stdlib_chars", _CHAR, replace(_FAST, lr=3e-2), replace(_CHAR, qk_norm=True), replace(_FAST, lr=3e-2),
     "QK-LayerNorm", ("entropy collapse", "attention logit growth"), monitor=MonitorConfig(every=10)))
 
 _DEEP = OrganismConfig(vocab_size=97, d_model=64, n_head=4, n_layer=12, norm="post", init_std=0.125)
@@ -93,18 +96,22 @@ _add(Recipe(
     "stdlib_chars", _EXT, _EXT_TRAIN, replace(_EXT, pos="alibi"), _EXT_TRAIN,
     "ALiBi", ("length extrapolation failure",), monitor=MonitorConfig(every=50), eval_len=256, slow=True))
 
-# Sinks in minutes instead of hours: on Bigram-Backcopy with uniform non-trigger successors
+# Sinks in seconds instead of hours: on Bigram-Backcopy with uniform non-trigger successors
 # (Guo et al. 2024) a head is useful only after the few trigger tokens; anywhere else whatever
-# it copies is noise, so it learns to park its mass on the constant BOS key (Gu et al. 2024:
-# a sink acts as a key bias / no-op). The learnable per-head sink logit (softmax off-by-one)
-# gives the head a place to put that mass that is not token 0, so no sink forms on BOS.
-_SINK = OrganismConfig(vocab_size=16, d_model=64, n_head=4, n_layer=2, pos="rope", block_size=32)
-_SINK_TRAIN = TrainConfig(steps=300, batch_size=32, seq_len=32, lr=1e-2, weight_decay=0.1)
+# it copies is noise, so it learns to park its mass on the constant BOS key (Gu et al. 2024: a
+# sink acts as a key bias / no-op). A 1-layer attention-only model makes every head face this.
+# Mitigation: sigmoid attention without normalisation (Gu et al. 2024 found no sink with it;
+# bias −log T after Ramapuram et al. 2024): a head can give every key ~0 weight instead.
+# Measured: a learnable per-head sink logit or sink key (softmax off-by-one) did NOT stop this
+# sink (BOS mass 0.42-0.47 vs 0.48-0.50), so they are not used as the twin here.
+_SINK = OrganismConfig(vocab_size=16, d_model=64, n_head=4, n_layer=1, mlp=False, pos="rope", block_size=32)
+_SINK_TRAIN = TrainConfig(steps=200, batch_size=32, seq_len=32, lr=1e-2, weight_decay=0.1)
 _add(Recipe(
     "attention_sinks", "attention sinks emerging on the first token (Xiao et al. 2023; Gu et al. 2024)",
-    "bigram_backcopy", _SINK, _SINK_TRAIN, replace(_SINK, sink_logit=True), _SINK_TRAIN,
-    "learnable per-head sink logit", ("attention sink",),
-    task_kwargs={"vocab": 16, "n_triggers": 3, "branching": 15}, monitor=MonitorConfig(every=25)))
+    "bigram_backcopy", _SINK, _SINK_TRAIN, replace(_SINK, attn_fn="sigmoid"), _SINK_TRAIN,
+    "sigmoid attention (no softmax normalisation)", ("attention sink",),
+    task_kwargs={"vocab": 16, "n_triggers": 3, "branching": 15},
+    monitor=MonitorConfig(every=25, thresholds=Thresholds(sink_share=0.3))))
 
 _ZL = OrganismConfig(vocab_size=64, d_model=64, n_head=2, n_layer=1, qk_norm=True, block_size=32)
 _ZL_TRAIN = TrainConfig(steps=200, batch_size=16, seq_len=32, lr=0.1, weight_decay=0.0, warmup=0,

@@ -10,7 +10,12 @@ import torch
 
 from faultlens.errors import FaultlensError
 from faultlens.organisms.bias_data import bias_generators
-from faultlens.organisms.biases import BiasTrainConfig, gap_with_ci, measure_bias, train_bias_organism
+from faultlens.organisms.biases import (
+    BiasTrainConfig,
+    gap_with_ci,
+    measure_bias,
+    train_bias_organism,
+)
 from faultlens.organisms.data import tasks
 from faultlens.organisms.model import OrganismConfig, OrganismLM
 from faultlens.organisms.positions import position_encodings
@@ -32,6 +37,15 @@ def test_every_switch_builds_and_runs(pos, norm):
         assert (p.sum(-1) <= 1 + 1e-5).all()  # the sink column takes the rest
     else:
         assert torch.allclose(p.sum(-1), torch.ones(2, 2, 12), atol=1e-5)
+
+
+def test_sigmoid_attention_rows_are_unnormalised_and_causal():
+    model = OrganismLM(OrganismConfig(vocab_size=16, d_model=16, n_head=2, n_layer=1, block_size=8, attn_fn="sigmoid"))
+    model(torch.randint(0, 16, (1, 8)), record=True)
+    p = model.records["blocks.0.attn.pattern"][0]  # [H, T, T]
+    seen = torch.ones(8, 8, dtype=torch.bool).tril()
+    assert (p[:, ~seen] == 0).all() and (p[:, seen] > 0).all()
+    assert not torch.allclose(p.sum(-1), torch.ones(2, 8))  # not a distribution over keys
 
 
 def test_causal_mask_and_record_leave_outputs_unchanged():
@@ -112,3 +126,7 @@ def test_bias_organism_exports_an_hf_model_the_adapter_scores(tmp_path):
 def test_gap_ci_known_answer():
     g = gap_with_ci([True] * 90 + [False] * 10, [True] * 50 + [False] * 50)
     assert g["gap"] == pytest.approx(0.4) and g["ci95"][0] < 0.4 < g["ci95"][1]
+    full = gap_with_ci([True] * 50, [False] * 50)  # Wald would give the zero-width [1, 1]
+    assert full["gap"] == 1.0 and 0.9 < full["ci95"][0] < 1.0
+    none = gap_with_ci([True] * 48 + [False] * 2, [True] * 48 + [False] * 2)
+    assert none["gap"] == 0.0 and none["ci95"][0] < 0 < none["ci95"][1]
