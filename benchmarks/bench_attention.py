@@ -6,11 +6,14 @@ model offline from the hub and no longer has HookedTransformer, so its row is
 `TransformerBridge.boot_native` on the same shape (see /work/shared/notes/peers.md, Job 2).
 
 Rows (each a fresh subprocess, batch 1, fp32, inference mode):
-    hf_sdpa       plain HF forward, sdpa attention (the time reference)
+    hf_sdpa       plain HF forward, sdpa attention, full logits (the time reference)
+    hf_body       the same without the LM head (`model.transformer`): a stricter reference, since
+                  faultlens asks the model for the last position's logits only
     faultlens     one streamed forward with every per-layer statistic (entropy, max logit, sink
                   mass + uniform baseline, distance profile, head redundancy, token uniformity,
-                  effective rank, lazy cosine), no pattern materialised
-    faultlens_nomass  the same without pass 2 (entropy, max logit, residual stats only)
+                  effective rank, lazy cosine), no pattern materialised (one pass over query
+                  blocks of 64, `diagnostics.stream`)
+    faultlens_nomass  the same without the mass statistics (entropy, max logit, residual stats only)
     tl_cache      TransformerLens native `run_with_cache` (every hook cached)
 Not included in the time target: the lazy-layer skip-loss test, which is L extra forwards by
 definition (reported separately as `skip_loss` if --skip-loss is given).
@@ -32,7 +35,7 @@ import subprocess
 import sys
 import time
 
-ROWS = ("hf_sdpa", "faultlens", "faultlens_nomass", "tl_cache")
+ROWS = ("hf_sdpa", "hf_body", "faultlens", "faultlens_nomass", "tl_cache")
 
 
 def _rss_kb(field: str) -> int:
@@ -67,11 +70,13 @@ def _call_for(row: str, n: int):
     import torch
 
     ids = torch.randint(0, 50257, (1, n), generator=torch.Generator().manual_seed(0))
-    if row in ("hf_sdpa", "faultlens", "faultlens_nomass", "skip_loss"):
+    if row in ("hf_sdpa", "hf_body", "faultlens", "faultlens_nomass", "skip_loss"):
         model, _ = _hf_model("sdpa")
         model.config._attn_implementation = "sdpa"
         if row == "hf_sdpa":
             return lambda: model(input_ids=ids, use_cache=False).logits
+        if row == "hf_body":
+            return lambda: model.transformer(input_ids=ids, use_cache=False).last_hidden_state
         from transformers import AutoTokenizer
 
         from faultlens.diagnostics.collect import CollectConfig, collect
@@ -150,8 +155,11 @@ def main() -> None:
             print(f"{row:17s} n={n:5d}  median {r['median_s']:7.3f} s (first {r['first_s']:.3f}, all "
                   f"{', '.join(f'{t:.3f}' for t in r['times'])})  peak extra {r['peak_extra_mb']:8.1f} MB", flush=True)
         ours, fwd, tl = res.get(("faultlens", n)), res.get(("hf_sdpa", n)), res.get(("tl_cache", n))
+        body = res.get(("hf_body", n))
         if ours and fwd:
             print(f"  n={n}: faultlens time / plain sdpa forward = {ours['median_s'] / fwd['median_s']:.2f}x (target <= 1.3)")
+        if ours and body:
+            print(f"  n={n}: faultlens time / sdpa forward without LM head = {ours['median_s'] / body['median_s']:.2f}x")
         if ours and tl:
             print(f"  n={n}: faultlens peak extra memory / TL run_with_cache = {ours['peak_extra_mb'] / tl['peak_extra_mb']:.3f}x"
                   f" (target <= 0.2 at 2048); time / TL = {ours['median_s'] / tl['median_s']:.2f}x")

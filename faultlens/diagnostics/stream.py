@@ -180,7 +180,7 @@ def attention_stats(
         p = torch.softmax(lg, dim=-1)  # [B, H, R, W]
         # Shannon entropy H = log Z − Σ p·l. log Z = m − log p_max (the arg-max key has
         # p = e^(m − log Z)): exact, and no second exp pass (logsumexp is unfused on CPU).
-        h = (m - torch.log(p.amax(-1))) - torch.linalg.vecdot(p, lg)  # [B, H, R]
+        h = (m - torch.log(p.amax(-1))) - torch.einsum("bhrw,bhrw->bhr", p, lg)  # [B, H, R]
         seen = n > 0
         if not bool(seen.all()):  # padding queries see nothing: their rows carry no mass
             p.mul_(seen[..., None])

@@ -116,11 +116,12 @@ class Probe:
         df["pair"] = df["detail"].map(lambda d: d.get("pair"))
         df["margin"] = df["score"]
         df["passed"] = df["passed"].astype(float)
-        order = self.value_order if self.value_order is not None else None
-        if order is not None:
-            present = set(map(stats.value_key, df["value"]))
-            order = [v for v in order if stats.value_key(v) in present]
-        eff = stats.variable_effect(df, self.variable, order=order, reference=self.reference)
+        present = set(map(stats.value_key, df["value"]))
+        order = self.value_order
+        if order is not None and {stats.value_key(v) for v in order} != present:
+            order = None  # a user's case file with its own value labels: use them as they are
+        reference = self.reference if self.reference is not None and stats.value_key(self.reference) in present else None
+        eff = stats.variable_effect(df, self.variable, order=order, reference=reference)
         summary = {
             "probe": self.name, "variable": self.variable, "category": self.category, "n_cases": int(len(df)),
             "n_sets": eff.n_sets, "values": [v.value for v in eff.values], "accuracy": [v.accuracy for v in eff.values],
@@ -131,7 +132,9 @@ class Probe:
             "shape": self.shape(eff),
         }
         findings = []
-        sig = eff.significant(alpha)
+        # A failure mode means more failures: a value must lower accuracy, not just confidence.
+        # (Margin-only shifts stay visible in summary["test"], but raise no finding.)
+        sig = [c for c in eff.significant(alpha) if c.acc_diff < 0]
         if sig and eff.omnibus_p < alpha:
             worst = min(sig, key=lambda c: c.acc_diff)
             findings.append(Finding(

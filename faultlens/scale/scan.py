@@ -142,6 +142,7 @@ def scan_models(models: Sequence[ModelSpec], store_target: str | None, cfg: Scan
 
                 for n in names:
                     _attribute(ex.worker.adapter(m), store, rid, n, cfg.attribute_failures)
+            store.update_config(rid, executor=described)  # now with the restart count
             store.set_status(rid, "done")
             total = sum(len(c) for c in plan.values())
             reports.append(ScanReport(rid, analyses, scored[rid], total - scored[rid]))

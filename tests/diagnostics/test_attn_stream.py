@@ -36,7 +36,7 @@ def test_stream_matches_eager(family, attn, tokenizer):
     ad = tiny_adapter(family, tokenizer, attn)
     spans = (torch.tensor([2, 1]), torch.tensor([6, 4]))
     for batch in (ad.tokenize_batch(TEXTS), left_padded(ad, TEXTS)):
-        assert batch["input_ids"].shape[1] > 7  # several key blocks of 7
+        assert batch["input_ids"].shape[1] > 7  # several query blocks of 7
         s = collect(ad, batch, CollectConfig(mode="stream", block=7), spans)
         e = collect(ad, batch, CollectConfig(mode="eager"), spans)
         assert_agree(s, e)

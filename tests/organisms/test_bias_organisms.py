@@ -21,6 +21,35 @@ def test_biased_organism_has_the_bias_and_its_clean_twin_does_not(name, tmp_path
     torch.set_num_threads(1)
     biased = measure_bias(train_bias_organism(name, tmp_path / "biased"))
     clean = measure_bias(train_bias_organism(name, tmp_path / "clean", clean=True))
-    assert biased["gap"] > 0.2 and biased["ci95"][0] > 0
+    assert biased["gap"] > 0.1 and biased["ci95"][0] > 0.05
     assert clean["accuracy"] > 0.85
     assert clean["ci95"][0] <= 0 <= clean["ci95"][1] and abs(clean["gap"]) < 0.1
+
+
+def _battery_findings(model_dir, probe: str, tmp_path) -> list:
+    """Run the probe battery's family of the same name on the organism's held-out cases."""
+    from faultlens.models.hf import HFAdapter
+    from faultlens.probes.base import ProbeConfig
+    from faultlens.probes.runner import ScanConfig, run_scan
+    from faultlens.store import Store
+
+    cfg = ScanConfig(str(model_dir), (probe,), ProbeConfig(cases_file=str(model_dir / "cases.jsonl")), features=False)
+    report = run_scan(HFAdapter.load(str(model_dir)), Store(tmp_path / f"{model_dir.name}.sqlite"), cfg)
+    return report.analyses[probe].findings
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", bias_generators.names())
+def test_probe_battery_flags_each_organism_with_the_right_sign_and_not_its_twin(name, tmp_path):
+    """Issue 5's organism check: the family's analysis finds the planted bias, and only there."""
+    import json
+
+    torch.set_num_threads(1)
+    biased = train_bias_organism(name, tmp_path / "biased")
+    clean = train_bias_organism(name, tmp_path / "clean", clean=True)
+    found = _battery_findings(biased, name, tmp_path)
+    assert len(found) == 1
+    disfavoured = {json.dumps(c["value"]) for c in map(json.loads, (biased / "cases.jsonl").read_text().splitlines())
+                   if not c["meta"]["favoured"]}
+    assert json.dumps(found[0].evidence["value"]) in disfavoured and found[0].evidence["acc_diff"] < 0
+    assert _battery_findings(clean, name, tmp_path) == []
