@@ -52,7 +52,7 @@ BAD_INPUTS = {  # name -> (argv builder, expected text in the error line)
     "missing_field": (lambda t, m: ["scan", m, "--cases", write(t / "c.jsonl", [CASE_LINE, '{"id": "b", "prompt": "x"}'])], "c.jsonl:2: missing field(s) target"),
     "empty_prompt": (lambda t, m: ["scan", m, "--cases", write(t / "c.jsonl", [json.dumps({"id": "e", "prompt": "  ", "target": " a"})])], "empty prompt"),
     "too_long": (lambda t, m: ["scan", m, "--cases", write(t / "c.jsonl", [json.dumps({"id": "l", "prompt": "word " * 400, "target": " a", "foil": " b"})])], "the model's context is 256"),
-    "unknown_probe": (lambda t, m: ["scan", m, "--probes", "postion"], "Did you mean: position?"),
+    "unknown_probe": (lambda t, m: ["scan", m, "--probes", "postion"], "Did you mean: position"),
     "existing_run": (lambda t, m: ["scan", m, "--run-id", "keep"], "already exists; add --resume"),
 }
 

@@ -13,6 +13,32 @@ from rich.table import Table
 from faultlens.commands.common import StoreOpt, console
 
 
+def print_rates_and_agreement(df, runs: list[str], label: dict[str, str], size: dict) -> None:
+    """Two tables: failure rate per probe family and run (with CIs), and case-level agreement."""
+    from faultlens.probes import compare as C
+
+    rates = C.failure_rates(df)
+    t = Table(title="failure rate by probe family [95% CI over minimal sets]")
+    t.add_column("probe")
+    for r in runs:
+        t.add_column(label[r] + (f"\n{size[r]:.3g} params" if size.get(r) else ""), justify="right")
+    for probe in sorted(set(rates["probe"])):
+        cells = []
+        for r in runs:
+            row = rates[(rates["probe"] == probe) & (rates["run_id"] == r)]
+            cells.append("—" if row.empty else "{:.0%} [{:.0%}, {:.0%}]".format(*row.iloc[0][["failure_rate", "ci_low", "ci_high"]]))
+        t.add_row(probe, *cells)
+    console.print(t)
+    agree = [a for i, ra in enumerate(runs) for rb in runs[i + 1:] for a in C.agreement(df, ra, rb)]
+    t = Table(title="case-level agreement on failures")
+    for col in ("runs", "probe", "shared", "both fail", "only A", "only B", "Cohen's kappa"):
+        t.add_column(col, justify="left" if col in ("runs", "probe") else "right")
+    for a in agree:
+        t.add_row(f"{label[a.run_a]} vs {label[a.run_b]}", a.probe, str(a.n_shared), str(a.both_fail), str(a.only_a),
+                  str(a.only_b), "n/a" if math.isnan(a.kappa) else f"{a.kappa:.2f}")
+    console.print(t)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def compare(
@@ -31,28 +57,7 @@ def register(app: typer.Typer) -> None:
         st = open_store(store)
         df = C.load_results(st, runs)
         size = C.run_sizes(st, runs, C.parse_sizes(sizes, runs))
-        rates = C.failure_rates(df)
-
-        t = Table(title="failure rate by probe family [95% CI over minimal sets]")
-        t.add_column("probe")
-        for r in runs:
-            t.add_column(f"{r}" + (f"\n{size[r]:.3g} params" if size[r] else ""), justify="right")
-        for probe in sorted(set(rates["probe"])):
-            cells = []
-            for r in runs:
-                row = rates[(rates["probe"] == probe) & (rates["run_id"] == r)]
-                cells.append("—" if row.empty else "{:.0%} [{:.0%}, {:.0%}]".format(*row.iloc[0][["failure_rate", "ci_low", "ci_high"]]))
-            t.add_row(probe, *cells)
-        console.print(t)
-
-        agree = [a for i, ra in enumerate(runs) for rb in runs[i + 1:] for a in C.agreement(df, ra, rb)]
-        t = Table(title="case-level agreement on failures")
-        for col in ("runs", "probe", "shared", "both fail", "only A", "only B", "Cohen's kappa"):
-            t.add_column(col, justify="left" if col in ("runs", "probe") else "right")
-        for a in agree:
-            t.add_row(f"{a.run_a} vs {a.run_b}", a.probe, str(a.n_shared), str(a.both_fail), str(a.only_a), str(a.only_b),
-                      "n/a" if math.isnan(a.kappa) else f"{a.kappa:.2f}")
-        console.print(t)
+        print_rates_and_agreement(df, runs, {r: r for r in runs}, size)
 
         trends = C.scale_trend(df, size)
         if trends:
@@ -66,6 +71,8 @@ def register(app: typer.Typer) -> None:
         else:
             console.print("[dim]no size trend: give --sizes (or record n_params in the runs) for at least two distinct sizes[/]")
         if out:
+            rates = C.failure_rates(df)
+            agree = [a for i, ra in enumerate(runs) for rb in runs[i + 1:] for a in C.agreement(df, ra, rb)]
             with open(out, "w", encoding="utf-8") as fh:
                 json.dump({"sizes": size, "rates": rates.to_dict(orient="records"),
                            "agreement": [asdict(a) for a in agree], "scale": [asdict(s) for s in trends]}, fh, indent=1)

@@ -8,6 +8,8 @@ from typing import List, Optional
 import typer
 from rich.table import Table
 
+from faultlens.commands.api_scan import (ApiBaseOpt, ApiConcurrencyOpt, ApiEndpointOpt, ApiKeyEnvOpt, ApiModelOpt,
+                                         ApiOptions, ApiRetriesOpt, ApiTimeoutOpt)
 from faultlens.commands.common import StoreOpt, console, progress_bar
 
 
@@ -32,38 +34,41 @@ def print_analyses(analyses) -> None:
 
 def print_comparison(store, run_ids: list[str], models: list[str]) -> None:
     """Cross-model comparison of the runs just made (faultlens.probes.compare, as `faultlens compare` does)."""
-    import math
-
     from faultlens.probes import compare as C
 
+    from faultlens.commands.compare import print_rates_and_agreement
+
     df = C.load_results(store, run_ids)
-    rates = C.failure_rates(df)
     sizes = C.run_sizes(store, run_ids)
-    label = {r: Path(m).name or m for r, m in zip(run_ids, models)}
-    t = Table(title="failure rate by probe family, model by model [95% CI over minimal sets]")
-    t.add_column("probe")
-    for r in run_ids:
-        t.add_column(f"{label[r]}\n{r}" + (f"\n{sizes[r]:.3g} params" if sizes[r] else ""), justify="right")
-    for probe in sorted(set(rates["probe"])):
-        cells = []
-        for r in run_ids:
-            row = rates[(rates["probe"] == probe) & (rates["run_id"] == r)]
-            cells.append("—" if row.empty else "{:.0%} [{:.0%}, {:.0%}]".format(*row.iloc[0][["failure_rate", "ci_low", "ci_high"]]))
-        t.add_row(probe, *cells)
-    console.print(t)
-    agree = [a for i, ra in enumerate(run_ids) for rb in run_ids[i + 1:] for a in C.agreement(df, ra, rb)]
-    t = Table(title="case-level agreement on failures (Cohen's kappa)")
-    for col in ("A vs B", "probe", "shared", "both fail", "only A", "only B", "kappa"):
-        t.add_column(col, justify="left" if col in ("A vs B", "probe") else "right")
-    for a in agree:
-        t.add_row(f"{label[a.run_a]} vs {label[a.run_b]}", a.probe, str(a.n_shared), str(a.both_fail), str(a.only_a), str(a.only_b),
-                  "n/a" if math.isnan(a.kappa) else f"{a.kappa:.2f}")
-    console.print(t)
+    label = {r: f"{Path(m).name or m}\n{r}" for r, m in zip(run_ids, models)}
+    print_rates_and_agreement(df, run_ids, label, sizes)
     # A slope through two sizes has no spread to judge; `faultlens compare --sizes` shows it anyway.
     for s in (C.scale_trend(df, sizes) if sum(1 for v in sizes.values() if v) >= 3 else []):
         console.print(f"[bold]{s.probe}[/]: failure rate vs size slope {s.slope:+.3f} per 10x params "
                       f"[{s.slope_ci[0]:+.3f}, {s.slope_ci[1]:+.3f}] → {s.verdict}", highlight=False)
     console.print(f"[dim]more: faultlens compare {' '.join(run_ids)}[/]")
+
+
+def _scan_api(api, cfg, store, run_id, resume) -> None:
+    """Probe an API model (score mode when the server returns prompt logprobs, else generation + judges)."""
+    from dataclasses import asdict, replace
+
+    from faultlens.commands.api_scan import open_api_adapter
+    from faultlens.probes.runner import run_scan
+    from faultlens.store import open_store
+
+    st = open_store(store)
+    adapter = open_api_adapter(api)
+    cfg = replace(cfg, model=f"{api.model}@{api.base}", features=False)
+    try:
+        with progress_bar() as update:
+            report = run_scan(adapter, st, cfg, run_id=run_id, resume=resume, progress=update)
+        st.update_config(report.run_id, api=asdict(api))
+    finally:
+        getattr(adapter, "close", lambda: None)()
+    print_analyses(report.analyses)
+    console.print(f"run [bold]{report.run_id}[/]: {report.n_scored} cases scored, {report.n_skipped} already stored; "
+                  f"store: {st.location}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -85,6 +90,14 @@ def register(app: typer.Typer) -> None:
         ray_address: Optional[str] = typer.Option(None, "--ray-address", help="HOST:PORT of an existing Ray cluster's head (default: $RAY_ADDRESS, else a private local Ray)."),
         workers: Optional[int] = typer.Option(None, "--workers", help="Ray worker actors (default: one per CPU of the cluster)."),
         shard_size: int = typer.Option(96, "--shard-size", help="Cases per work unit (the piece a worker runs or Ray retries)."),
+        attribute: int = typer.Option(0, "--attribute", help="Explain the N worst failing cases of each probe (contrastive LRP)."),
+        api_base: Optional[str] = ApiBaseOpt,
+        api_model: Optional[str] = ApiModelOpt,
+        api_key_env: Optional[str] = ApiKeyEnvOpt,
+        api_endpoint: str = ApiEndpointOpt,
+        api_timeout: float = ApiTimeoutOpt,
+        api_retries: int = ApiRetriesOpt,
+        api_concurrency: int = ApiConcurrencyOpt,
         store: Optional[str] = StoreOpt,
     ) -> None:
         """Run probe families on one or more MODELs; results, features and findings go to the run store.
@@ -101,7 +114,12 @@ def register(app: typer.Typer) -> None:
         if chunk < 1 or shard_size < 1 or (workers is not None and workers < 1):
             raise FaultlensError("--chunk, --shard-size and --workers must be at least 1.")
         cfg = ScanConfig(model=names[0], probes=tuple(p.strip() for p in probes.split(",") if p.strip()), features=not no_features, chunk=chunk,
-                         probe=ProbeConfig(case_set=case_set, cases_file=cases, n_per_cell=n_per_cell, seed=seed))
+                         probe=ProbeConfig(case_set=case_set, cases_file=cases, n_per_cell=n_per_cell, seed=seed),
+                         attribute_failures=attribute)
+        if api_base:  # a black-box model behind an OpenAI-compatible server: one in-process run
+            api = ApiOptions(api_base, api_model or names[0], api_key_env, api_endpoint, api_timeout, api_retries, api_concurrency)
+            _scan_api(api, cfg, store, run_id, resume)
+            return
         ex_cfg = ExecutorConfig(kind=executor, ray_address=ray_address, workers=workers, shard_size=shard_size)
         specs = [ModelSpec(m, attn, trust_remote_code) for m in names]
         with progress_bar() as update:

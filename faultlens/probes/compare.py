@@ -124,7 +124,8 @@ def scale_trend(df: pd.DataFrame, sizes: dict[str, float | None], n_boot: int = 
             boots[i] = np.polyfit(x, yb, 1)[0]
         ci = (float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975)))
         rho, p = (sps.spearmanr(x, y) if len(runs) >= 3 else (float(np.sign(slope)), float("nan")))
-        verdict = ("improves with size" if ci[1] < 0 else "worsens with size" if ci[0] > 0
+        eps = 1e-9  # a degenerate bootstrap (e.g. every case fails in every run) gives ±0.0, not a trend
+        verdict = ("improves with size" if ci[1] < -eps else "worsens with size" if ci[0] > eps
                    else "no clear change with size")
         out.append(ScaleTrend(probe, len(runs), slope, ci, float(rho), float(p), verdict))
     return out

@@ -70,7 +70,7 @@ def run_scan(adapter, store: Store, cfg: ScanConfig, run_id: str | None = None, 
     load_all()
     names = probes.resolve(list(cfg.probes))
     plan = {n: probes.get(n)().cases(cfg.probe) for n in names}  # validate all inputs before writing
-    _check_lengths(adapter, plan)
+    check_lengths(adapter, plan)
     run_id = start_run(store, cfg, run_id, resume)
     if getattr(adapter, "n_params", None):  # recorded for failure-rate-vs-size comparisons
         store.update_config(run_id, n_params=int(adapter.n_params), adapter=type(adapter).__name__)
@@ -96,7 +96,7 @@ def run_scan(adapter, store: Store, cfg: ScanConfig, run_id: str | None = None, 
         n_scored += score_unit(adapter, store, run_id, name, todo, white_box, cfg.chunk, tick, mode)
         analyses[name] = finish_probe(store, run_id, name, cfg.probe.alpha)
         if cfg.attribute_failures:
-            _attribute(adapter, store, run_id, name, cfg.attribute_failures)
+            attribute_failures_of(adapter, store, run_id, name, cfg.attribute_failures)
     store.set_status(run_id, "done")
     return ScanReport(run_id, analyses, n_scored, n_skipped)
 
@@ -167,7 +167,7 @@ def _blackbox_features(adapter, part, results, run_id) -> list[Feature]:
     return out
 
 
-def _check_lengths(adapter, plan) -> None:
+def check_lengths(adapter, plan: dict) -> None:
     """Fail before the run starts if any prompt cannot fit the model's context."""
     limit = getattr(adapter, "max_length", None)
     if not limit or not hasattr(adapter, "encode"):
@@ -189,11 +189,16 @@ def _features(adapter, chunk, run_id) -> list[Feature]:
     return out
 
 
-def _attribute(adapter, store, run_id, name, top_n) -> None:
+def attribute_failures_of(adapter, store, run_id, name, top_n) -> None:
+    """Explain the `top_n` worst failing cases of probe `name` (contrastive LRP), if built."""
     try:
         from faultlens.attribution import attribute_failures
     except ImportError:
         return
+    from faultlens.types import Case
+
     df = store.to_pandas("results", run_id)
     failing = df[(df["probe"] == name) & (~df["passed"].astype(bool))].sort_values("score")
-    attribute_failures(adapter, store, run_id, failing.head(top_n), top_n=top_n)
+    pairs = [(Case(id=r.case_id, prompt=r.detail["prompt"], target=r.detail["target"], foil=r.detail.get("foil", ""),
+                   variable=r.variable, value=r.value), r.score) for r in failing.itertuples() if "prompt" in r.detail]
+    attribute_failures(adapter, store, run_id, pairs, top_n=top_n)

@@ -4,5 +4,15 @@ from faultlens.scale.executor import Executor, ExecutorConfig, executors, make_e
 from faultlens.scale.plan import ModelSpec, Unit, UnitResult, plan_units
 from faultlens.scale.scan import MultiScanReport, scan_models
 
-__all__ = ["Executor", "ExecutorConfig", "executors", "make_executor", "ModelSpec", "Unit", "UnitResult",
-           "plan_units", "MultiScanReport", "scan_models"]
+__all__ = [
+           "Executor",
+           "ExecutorConfig",
+           "ModelSpec",
+           "MultiScanReport",
+           "Unit",
+           "UnitResult",
+           "executors",
+           "make_executor",
+           "plan_units",
+           "scan_models",
+]

@@ -8,8 +8,9 @@ orchestration around them (validation, runs, planning, analysis) is `faultlens.s
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Mapping, Sequence
+from typing import ClassVar
 
 from faultlens.registry import Registry
 from faultlens.scale.plan import ModelSpec, Unit, UnitResult
@@ -69,7 +70,7 @@ class Executor:
     def close(self) -> None:
         """Release workers and connections (idempotent)."""
 
-    def __enter__(self) -> "Executor":
+    def __enter__(self) -> Executor:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -87,7 +88,7 @@ def is_sqlite(store_target: str) -> bool:
 
 def make_executor(cfg: ExecutorConfig) -> Executor:
     """Build the executor `cfg.kind` names (unknown names fail with a did-you-mean)."""
-    import faultlens.scale.local  # noqa: F401  (registers "local")
+    import faultlens.scale.local
     import faultlens.scale.ray_executor  # noqa: F401  (registers "ray"; imports ray lazily)
 
     return executors.get(cfg.kind)(cfg)

@@ -7,8 +7,8 @@ way for every executor, so a local and a Ray scan batch the very same cases toge
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from faultlens.types import Case
 

@@ -16,7 +16,7 @@ import os
 import socket
 import time
 from collections import deque
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from faultlens.errors import FaultlensError
 from faultlens.scale.executor import Executor, OnDone, executors, is_sqlite

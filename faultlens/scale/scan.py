@@ -10,8 +10,8 @@ missing cases are cut into units, the executor runs them, and the driver analyse
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
 
 from faultlens.errors import FaultlensError
 from faultlens.probes.runner import ScanConfig, ScanReport, finish_probe, start_run
@@ -138,10 +138,10 @@ def scan_models(models: Sequence[ModelSpec], store_target: str | None, cfg: Scan
         for m, rid in enumerate(run_ids):
             analyses = {n: finish_probe(store, rid, n, cfg.probe.alpha) for n in names}
             if cfg.attribute_failures:  # needs the model in this process: local executor only (checked above)
-                from faultlens.probes.runner import _attribute
+                from faultlens.probes.runner import attribute_failures_of
 
                 for n in names:
-                    _attribute(ex.worker.adapter(m), store, rid, n, cfg.attribute_failures)
+                    attribute_failures_of(ex.worker.adapter(m), store, rid, n, cfg.attribute_failures)
             store.update_config(rid, executor=described)  # now with the restart count
             store.set_status(rid, "done")
             total = sum(len(c) for c in plan.values())

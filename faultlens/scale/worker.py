@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from faultlens.scale.plan import ModelSpec, Unit, UnitResult
 from faultlens.types import Case
@@ -77,10 +77,10 @@ class UnitWorker:
         Returns:
             {"n_params": int, "adapter": class name, "white_box": bool}, recorded in the run's config.
         """
-        from faultlens.probes.runner import _check_lengths
+        from faultlens.probes.runner import check_lengths
 
         ad = self.adapter(model)
-        _check_lengths(ad, plan)
+        check_lengths(ad, plan)
         return {"n_params": int(getattr(ad, "n_params", 0) or 0), "adapter": type(ad).__name__,
                 "white_box": hasattr(ad, "capture")}
 

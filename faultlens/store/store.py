@@ -85,8 +85,10 @@ class Store:
 
     def __init__(self, target: str | Path = DEFAULT_STORE) -> None:
         self.url = _url_for(target)
+        # Fail fast on an unreachable PostgreSQL host instead of waiting for the OS timeout.
+        connect_args = {"connect_timeout": 10} if self.url.startswith("postgresql") else {}
         try:
-            self.engine = create_engine(self.url, pool_pre_ping=True)
+            self.engine = create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
         except (ArgumentError, ImportError) as exc:
             raise FaultlensError(f"Cannot open store URL {target!r}: {exc}. Check the --store value.") from None
         if self.engine.dialect.name == "sqlite":
@@ -94,8 +96,9 @@ class Store:
         try:
             S.metadata.create_all(self.engine)
         except OperationalError as exc:
+            reason = " ".join(str(exc.orig).split())  # drivers' messages span lines; keep one
             raise FaultlensError(
-                f"Cannot open the run store {self._safe_url()}: {exc.orig}. Check --store and that the database is reachable."
+                f"Cannot open the run store {self._safe_url()}: {reason}. Check --store and that the database is reachable."
             ) from None
 
     def _safe_url(self) -> str:

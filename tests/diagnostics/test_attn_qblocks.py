@@ -70,3 +70,19 @@ def test_distance_profile_known_answer():
     inv = 1.0 / torch.arange(1, T + 1, dtype=torch.float32)
     want = torch.stack([inv[d:].mean() for d in range(T)])
     assert torch.allclose(rel, want, atol=1e-6)
+
+
+def test_worker_threads_change_nothing():
+    """Splitting query blocks over worker threads gives the same numbers as one thread, and the
+    caller's torch thread count is what it was."""
+    g = torch.Generator().manual_seed(1)
+    q, k = torch.randn(2, 4, 23, 8, generator=g), torch.randn(2, 2, 23, 8, generator=g)
+    key_mask = torch.ones(2, 23, dtype=torch.long)
+    key_mask[1, :5] = 0
+    threads = torch.get_num_threads()
+    one = attention_stats(q, k, 0.3, None, key_mask, config=StreamConfig(block=4, workers=1))
+    three = attention_stats(q, k, 0.3, None, key_mask, config=StreamConfig(block=4, workers=3))
+    assert torch.get_num_threads() == threads
+    for name in one:
+        assert torch.equal(one[name].isnan(), three[name].isnan()), name
+        assert torch.allclose(one[name].nan_to_num(), three[name].nan_to_num(), atol=1e-6), name

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-
 from faultlens.models.tiny import save_tiny
+
 
 @pytest.fixture(scope="session")
 def two_models(tmp_path_factory):

@@ -91,7 +91,7 @@ def ray_head(ray_env):
         family = [head.pid, *[p.pid for p in psutil.Process(head.pid).children(recursive=True)]] if head.poll() is None else []
         os.killpg(head.pid, signal.SIGTERM)  # only the process group this fixture started
         try:
-            head.wait(60)
+            head.wait(15)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait()
