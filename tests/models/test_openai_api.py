@@ -379,3 +379,18 @@ def test_api_check_cli(local_server, capsys, monkeypatch):
     code, _, err = run_cli(["api-check", "--api-base", local_server, "--api-model", "stories260k",
                             "--api-key-env", "FAULTLENS_TEST_KEY"], capsys)
     assert code == 2 and "FAULTLENS_TEST_KEY" in err and "unset" in err
+
+
+def test_scan_cli_against_the_local_server(local_server, tmp_path, capsys):
+    """`faultlens scan --api-base URL` probes a black-box model end to end and stores its results."""
+    from faultlens.store import Store
+    from tests.run_cli import run_cli
+
+    store = tmp_path / "s.sqlite"
+    code, out, err = run_cli(["scan", "stories260k", "--api-base", local_server, "--api-endpoint", "completions",
+                              "--probes", "position", "--n-per-cell", "3", "--run-id", "api", "--store", store], capsys)
+    assert code == 0, err
+    st = Store(store)
+    assert st.count("results", "api") == 15
+    cfg = st.get_run("api")["config"]
+    assert cfg["score_mode"] == "score" and cfg["api"]["base"] == local_server and "key" not in str(cfg["api"]).lower().replace("key_env", "")
