@@ -3,7 +3,7 @@
 Model: GPT-2-small shape (12 layers, 12 heads, d 768, vocab 50257, n_positions 2048), random
 weights (seed 0), built from a config in both libraries: TransformerLens 4.x cannot load a
 model offline from the hub and no longer has HookedTransformer, so its row is
-`TransformerBridge.boot_native` on the same shape (see /work/shared/notes/peers.md, Job 2).
+`TransformerBridge.boot_native` on the same shape (see ../shared/notes/peers.md, Job 2).
 
 Rows (each a fresh subprocess, batch 1, fp32, inference mode):
     hf_sdpa       plain HF forward, sdpa attention, full logits (the time reference)

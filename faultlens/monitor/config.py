@@ -1,6 +1,6 @@
 """Typed settings of the training-health monitor: sampling and the thresholds of every check.
 
-Threshold defaults come from the measured CPU runs in /work/shared/notes/dynamics.md (healthy vs
+Threshold defaults come from the measured CPU runs in ../shared/notes/dynamics.md (healthy vs
 pathological twins); each is a field so a user can tighten or loosen one check.
 """
 

@@ -1,7 +1,7 @@
 """Training-pathology recipes (seed 002): each is a pathological run and its mitigated twin,
 with the monitor findings the pathological run must raise and the twin must not.
 
-Settings follow the measured CPU recipes in /work/shared/notes/dynamics.md §8, shrunk where a
+Settings follow the measured CPU recipes in ../shared/notes/dynamics.md §8, shrunk where a
 smaller run shows the same failure. `run_recipe` trains both twins under a `HealthMonitor`
 and reports which expected categories fired, at which step, plus key numbers.
 """

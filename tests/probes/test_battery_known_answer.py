@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from probe_fakes import GenerateOnly, PlantedAdapter
+from tests.probes.probe_fakes import GenerateOnly, PlantedAdapter
 
 from faultlens.probes import load_all, probes
 from faultlens.probes.base import ProbeConfig

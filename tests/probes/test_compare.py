@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from probe_fakes import PlantedAdapter
+from tests.probes.probe_fakes import PlantedAdapter
 from sklearn.metrics import cohen_kappa_score
 from typer.testing import CliRunner
 
