@@ -17,7 +17,7 @@ def probes_step(ctx: DemoContext) -> None:
     load_all()
     names = ctx.notes.get("demo_probes") or [n for n in probes.names() if getattr(probes.get(n), "in_demo", n == "position")]
     cfg = ScanConfig(model=ctx.adapter.name, probes=tuple(names),
-                     probe=ProbeConfig(case_set="tiny", n_per_cell=20 if ctx.fast else None))
+                     probe=ProbeConfig(case_set="tiny", n_per_cell=12 if ctx.fast else 30))  # ~2 min on 2 cores
     with progress_bar() as update:
         report = run_scan(ctx.adapter, ctx.store, cfg, run_id=ctx.run_id, resume=True, progress=update)
     print_analyses(report.analyses)
