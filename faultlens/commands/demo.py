@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from faultlens.commands.common import StoreOpt, console, load_adapter
 
@@ -46,6 +47,6 @@ def register(app: typer.Typer) -> None:
                       f"{st.count('features', run_id)} features, {len(findings)} findings, "
                       f"{st.count('artifacts', run_id)} artifacts")
         for _, f in findings.iterrows():
-            console.print(f"  [yellow]•[/] [bold]{f.category}[/] ({f.source}): {f.message}", highlight=False)
+            console.print(f"  [yellow]•[/] [bold]{escape(f.category)}[/] ({escape(f.source)}): {escape(f.message)}", highlight=False)
         if "report" in ctx.notes:
             console.print(f"report: [bold]{ctx.notes['report']}[/]")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from faultlens.commands.api_scan import (ApiBaseOpt, ApiConcurrencyOpt, ApiEndpointOpt, ApiKeyEnvOpt, ApiModelOpt,
@@ -29,7 +30,7 @@ def print_analyses(analyses) -> None:
     if not findings:
         console.print("[green]no significant effects[/] (Holm-corrected, α = 0.05)")
     for f in findings:
-        console.print(f"[yellow]finding[/] [bold]{f.category}[/]: {f.message}", highlight=False)
+        console.print(f"[yellow]finding[/] [bold]{escape(f.category)}[/]: {escape(f.message)}", highlight=False)
 
 
 def print_comparison(store, run_ids: list[str], models: list[str]) -> None:
