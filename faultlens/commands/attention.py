@@ -59,8 +59,8 @@ def register(app: typer.Typer) -> None:
         text: Optional[str] = typer.Option(None, "--text", help="One text to analyse."),
         file: Optional[Path] = typer.Option(None, "--file", help="JSONL: one {\"id\", \"text\", [\"key_span\": [a, b]]} per line."),
         layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated layers (default all)."),
-        mode: str = typer.Option("stream", "--mode", help="stream (q/k in key blocks, no O(n²)) or eager (materialised patterns)."),
-        block: int = typer.Option(256, "--block", help="Keys per streamed block."),
+        mode: str = typer.Option("stream", "--mode", help="stream (q/k in query blocks, no O(n²) per layer) or eager (materialised patterns)."),
+        block: int = typer.Option(64, "--block", help="Queries per streamed block."),
         skip_loss: bool = typer.Option(True, "--skip-loss/--no-skip-loss", help="Measure the loss increase when each attention block is skipped."),
         heatmaps: int = typer.Option(1, "--heatmaps", help="Store attention heat maps of the first N texts."),
         attn: str = typer.Option("sdpa", "--attn", help="Attention implementation: sdpa or eager."),
@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         texts, ids, spans = read_texts(text, file)
         lay = parse_layers(layers)
         if block < 1:
-            raise FaultlensError("--block must be a positive number of keys.")
+            raise FaultlensError("--block must be a positive number of queries.")
         cfg = AnalyzeConfig(collect=CollectConfig(layers=lay, mode=mode, block=block), skip_loss=skip_loss)
         st = open_store(store)
         adapter = load_adapter(model, attn)

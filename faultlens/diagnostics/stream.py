@@ -144,7 +144,7 @@ class _Sums:
             self.rel = torch.zeros(B * H, S, device=dev)  # Σ p at distance d
             self.rel_n = torch.zeros(B, S, device=dev)  # (query, key) pairs at distance d
 
-    def merge(self, other: "_Sums") -> None:
+    def merge(self, other: _Sums) -> None:
         self.mx = torch.maximum(self.mx, other.mx)
         for name in ("col", "viewers", "uniform", "gram", "rel", "rel_n"):
             if hasattr(self, name):
@@ -277,8 +277,9 @@ def attention_stats(
         for q0, q1 in blocks:
             _block(L, q0, q1, acc)
     else:
-        off = S - T
-        cost = lambda b: (b[1] - b[0]) * (off + b[1] + P)  # noqa: E731  tile size
+        def cost(b: tuple[int, int]) -> int:  # tile size: rows × (keys up to the last query + pad)
+            return (b[1] - b[0]) * (S - T + b[1] + P)
+
         groups = _split(blocks, cost, n_work)
         threads = torch.get_num_threads()
         if len(groups) not in _POOLS:

@@ -11,7 +11,7 @@ from faultlens.diagnostics.stream import StreamConfig, attention_stats, visible_
 
 
 def dense_reference(q, k, scaling, key_mask, window, softcap, spans):
-    B, H, T, _ = q.shape
+    H, T = q.shape[1], q.shape[2]
     S = k.shape[2]
     kk = k.repeat_interleave(H // k.shape[1], dim=1)  # [B, H, S, dh]
     lg = torch.matmul(q, kk.transpose(-1, -2)) * scaling  # [B, H, T, S]
