@@ -11,9 +11,11 @@ both sides), and the median over repetitions is printed, for CPU time of this th
     tokens (both answers' prefixes, packed as a tree in that one row; none when both answers are
     one token). Also shown: vs a prompt-only forward with logits_to_keep=1 (stricter).
   * Captum IG-50 vs one cp-lrp explanation (same scalar, same mask-token baseline)
-  * graph, k = 16 targets per transition: packed vs one backward per target (same attention-only
-    re-run), and vs the previous unpacked procedure (whole block re-run + backward per target)
-                                                                               (target ≥ 4×)
+  * graph, k = 16 kept targets per layer, every edge method (graph.py) on the same case, whole
+    graph and edge phase: "closed" (all targets at once, cp-lrp) vs 16 separate backwards per
+    layer through the attention sub-layer ("separate"), and vs Debug-XAI's unpacked procedure
+    (whole block re-run + one backward per target, "rerun"); "packed" (vmap batched backward)
+    shown too; on each demo case and on a ~480-token version of it (--long)  (target ≥ 4×)
   * deletion-AOPC over N failing position / frequency cases, mean ± 95 % CI, paired vs IG.
 
 Usage: python benchmarks/bench_attribution.py [MODEL] [--reps 7] [--calls 3] [--cases 20] [--mask eos]
@@ -58,6 +60,35 @@ def ms(res, k, clock="cpu"):
     return statistics.median(res[k][clock]) * 1e3
 
 
+EDGE_METHODS = ("closed", "packed", "separate", "rerun")
+
+
+def graph_bench(ad, prompt: str, target: str, foil: str, reps: int) -> None:
+    """Whole-graph and edge-phase time of each edge method (k = 16 kept targets per layer), interleaved."""
+    from faultlens.attribution.graph import GraphConfig, attribution_graph
+
+    graphs = {e: [] for e in EDGE_METHODS}
+
+    def run(e):
+        return lambda: graphs[e].append(attribution_graph(ad, prompt, target, foil, config=GraphConfig(top_k=16, edges=e)))
+
+    rg = interleaved({e: run(e) for e in EDGE_METHODS}, reps, 1)
+    edge_s = {e: [g["seconds"]["edges"] for g in graphs[e][1:]] for e in EDGE_METHODS}  # [0] was the warm-up
+    g = {e: graphs[e][0] for e in EDGE_METHODS}
+    ids = lambda x: [n["id"] for n in x["nodes"]]  # noqa: E731
+    same = all(ids(g[e]) == ids(g["rerun"]) for e in EDGE_METHODS)
+    print(f"  graph k=16, {len(g['closed']['tokens'])} tokens ({len(g['closed']['nodes'])} nodes, "
+          f"identical nodes across methods: {same}):")
+    for e in EDGE_METHODS:
+        print(f"    {e:<8} {ms(rg, e):8.1f} ms cpu, edge phase {statistics.median(edge_s[e]) * 1e3:7.1f} ms wall "
+              f"({g[e]['n_backward']} backwards)")
+    for base in ("separate", "rerun"):
+        edge = statistics.median(a / b for a, b in zip(edge_s[base], edge_s["closed"]))
+        print(f"    closed vs {base:<8} (one backward per target{', whole block re-run' if base == 'rerun' else ''}): "
+              f"whole graph {fmt(rg, base, 'closed')}; edge phase {edge:.2f}x   (target >= 4)")
+    print(f"    packed vs separate: whole graph {fmt(rg, 'separate', 'packed')}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model", nargs="?", default="stories260k")
@@ -66,13 +97,13 @@ def main() -> None:
     ap.add_argument("--cases", type=int, default=20, help="failing cases for the faithfulness study (0 = skip)")
     ap.add_argument("--mask", default="eos")
     ap.add_argument("--no-ig", action="store_true")
+    ap.add_argument("--long", type=int, default=480, help="also time the graph on a ~N-token version of each case (0 = skip)")
     args = ap.parse_args()
     torch.set_num_threads(1)
 
     from faultlens.attribution.demo import DEMO_CASES
     from faultlens.attribution.explain import resolve_objective
     from faultlens.attribution.faithfulness import curves
-    from faultlens.attribution.graph import GraphConfig, attribution_graph
     from faultlens.attribution.methods import make_ig, methods
     from faultlens.attribution.problem import Problem
     from faultlens.attribution.study import failing_cases, faithfulness_study, format_study
@@ -120,18 +151,13 @@ def main() -> None:
             print(f"  Captum IG-50 {ms(r2, 'ig'):.0f} ms = {fmt(r2, 'ig', 'cp-lrp')} cp-lrp; deletion-AOPC "
                   f"(mask {args.mask}) cp-lrp {a_lrp:+.3f} vs IG {a_ig:+.3f}")
 
-        graph = lambda **kw: attribution_graph(ad, case.prompt, case.target, case.foil,  # noqa: E731
-                                               config=GraphConfig(top_k=16, **kw))
-        g = {"packed": graph(), "separate": graph(batched=False), "rerun": graph(batched=False, rerun=True)}
-        rg = interleaved({"packed": lambda: graph(), "separate": lambda: graph(batched=False),
-                          "rerun": lambda: graph(batched=False, rerun=True)}, max(5, args.reps // 2), 1)
-        same = [n["id"] for n in g["packed"]["nodes"]] == [n["id"] for n in g["rerun"]["nodes"]]
-        print(f"  graph k=16 ({len(g['packed']['nodes'])} nodes, readout positions {g['packed']['readout']}, "
-              f"identical nodes packed vs rerun: {same}): packed {ms(rg, 'packed'):.0f} ms "
-              f"({g['packed']['n_backward']} backwards)")
-        print(f"    vs previous unpacked procedure (block re-run + backward per target, {g['rerun']['n_backward']} "
-              f"backwards): {fmt(rg, 'rerun', 'packed')} (target ≥ 4)")
-        print(f"    vs same attention-only re-run, one backward per target: {fmt(rg, 'separate', 'packed')}")
+        graph_bench(ad, case.prompt, case.target, case.foil, args.reps)
+        if args.long:  # the graph is meant for long inputs: the same question after ~`--long` tokens
+            pre, _, tail = case.prompt.rpartition(". ")
+            filler, long_prompt = " The sun was warm and the birds sang in the tall green trees.", pre + "."
+            while len(ad.encode(long_prompt + filler + " " + tail)) < args.long:
+                long_prompt += filler
+            graph_bench(ad, long_prompt + " " + tail, case.target, case.foil, max(3, args.reps // 2))
 
     if args.cases:
         cases = failing_cases(ad, n=args.cases)

@@ -1,10 +1,16 @@
-"""Cross-layer attribution graph with batch-packed backward passes (Debug-XAI, Appendix A).
+"""Cross-layer attribution graph: every target of a layer in one pass, not one backward each.
 
 Nodes are residual-stream states (layer l, position p) with relevance
 ``R_l[p] = Σ_k h_l[p,k] · g_l[p,k]`` where ``g_l = ∂f/∂h_l`` under the LRP backward. The edge from
-(l, i) to (l+1, j) is the share of R_{l+1}[j] that block l routes to h_l[i] (see `edges.py` for
-how it is computed: only the attention sub-layer is re-run, all targets of a chunk in one
-batched backward). Because the LRP backward is linear, ``Σ_j A[j, i] = R_l[i]`` over all targets
+(l, i) to (l+1, j) is the share of R_{l+1}[j] that block l routes to h_l[i]. How the edge rows
+of a layer's kept targets are computed is a registered edge method (`edge_methods`):
+
+* ``closed`` (cp-lrp; the default there): all targets at once in closed form from the global
+  pass, two small backwards per layer (`closed_edges.py`);
+* ``packed`` (any variant; the default for attnlrp): the attention sub-layer re-run once, the
+  targets of a chunk packed into one batched backward (Debug-XAI, Appendix A; `edges.py`);
+* ``separate``: the same re-run, one backward per target (the unpacked baseline);
+* ``rerun``: the whole block re-run and one backward per target (Debug-XAI's procedure unpacked). Because the LRP backward is linear, ``Σ_j A[j, i] = R_l[i]`` over all targets
 j (exact), and with cp-lrp on a bias-free model ``Σ_i A[j, i] = R_{l+1}[j]``. The causal mask
 makes A lower-triangular.
 
@@ -19,19 +25,23 @@ receive the most |edge| mass from the kept targets; per transition keep the larg
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
+from faultlens.attribution.closed_edges import closed_edge_rows, input_linear_values, record_values
+from faultlens.attribution.edges import block_edge_rows, edge_rows
 from faultlens.attribution.patching import lrp_rules
 from faultlens.attribution.problem import Problem
-from faultlens.attribution.edges import block_edge_rows, edge_rows
-from faultlens.attribution.recording import record
+from faultlens.attribution.recording import Recording, record
 from faultlens.attribution.targets import targets
 from faultlens.capture import decoder_layers
+from faultlens.errors import FaultlensError
+from faultlens.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -41,17 +51,64 @@ class GraphConfig:
     Attributes:
         top_k: source nodes kept per layer.
         edge_mass: share of |edge| mass kept per transition.
-        batch: targets packed into one batched backward.
-        batched: False = one backward per target (same shared forward); for comparison.
-        rerun: re-run the whole block for every chunk instead of the attention sub-layer once
-            (the Debug-XAI procedure; reference for tests and benchmarks).
+        edges: edge method (see `edge_methods`); "auto" = "closed" for cp-lrp, "packed" otherwise.
+        batch: targets packed into one batched backward ("packed").
     """
 
     top_k: int = 16
     edge_mass: float = 0.85
+    edges: str = "auto"
     batch: int = 32
-    batched: bool = True
-    rerun: bool = False
+
+
+@dataclass
+class _Pass:
+    """What the one global LRP pass left for the edge methods (index l = block l)."""
+
+    blocks: list
+    rec: Recording
+    H: list[torch.Tensor]  # block inputs, L+1 × [T, d]
+    G: list[torch.Tensor]  # ∂f/∂h, L+1 × [T, d]
+    G_mid: list[torch.Tensor]  # ∂f/∂(attention output), L × [T, d]
+    U: list[torch.Tensor] | None  # ∂f/∂(output-projection input), L × [T, H·dh]
+    values: object | None  # ValueRecording for "closed"
+
+
+# edge method: (pass, layer l, target positions at l+1, batch) -> (rows [J, T], backward calls)
+EdgeMethod = Callable[[_Pass, int, list[int], int], tuple[torch.Tensor, int]]
+edge_methods: Registry[EdgeMethod] = Registry("graph edge method", "graph-edge-methods")
+
+
+@edge_methods.register("closed", "cp-lrp only: all targets at once in closed form, 2 small backwards per layer")
+def _closed(p: _Pass, l: int, tgt: list[int], batch: int) -> tuple[torch.Tensor, int]:
+    v0 = input_linear_values(p.values.values[l], p.rec.states[l])
+    return closed_edge_rows(p.H[l], p.G_mid[l], p.U[l], v0, p.values.probs[l][0], tgt), 2
+
+
+@edge_methods.register("packed", "attention sub-layer re-run once, `batch` targets per batched backward")
+def _packed(p: _Pass, l: int, tgt: list[int], batch: int) -> tuple[torch.Tensor, int]:
+    return edge_rows(p.blocks[l], p.H[l], p.G_mid[l], p.rec.attn_calls[l], tgt, batch), -(-len(tgt) // batch)
+
+
+@edge_methods.register("separate", "attention sub-layer re-run once, one backward per target")
+def _separate(p: _Pass, l: int, tgt: list[int], batch: int) -> tuple[torch.Tensor, int]:
+    return edge_rows(p.blocks[l], p.H[l], p.G_mid[l], p.rec.attn_calls[l], tgt, 1), len(tgt)
+
+
+@edge_methods.register("rerun", "whole block re-run and one backward per target (Debug-XAI unpacked)")
+def _rerun(p: _Pass, l: int, tgt: list[int], batch: int) -> tuple[torch.Tensor, int]:
+    return block_edge_rows(p.blocks[l], p.H[l], p.G[l + 1], p.rec.calls[l], tgt, 1), len(tgt)
+
+
+def resolve_edges(name: str, variant: str) -> str:
+    """The edge method to use ("auto": closed for cp-lrp, packed otherwise)."""
+    if name == "auto":
+        return "closed" if variant == "cp-lrp" else "packed"
+    edge_methods.get(name)
+    if name == "closed" and variant != "cp-lrp":
+        raise FaultlensError(f"Graph edges 'closed' need variant 'cp-lrp' (attention probabilities constant), "
+                             f"not {variant!r}; use edges='packed' for it.")
+    return name
 
 
 @contextmanager
@@ -98,7 +155,8 @@ def attribution_graph(adapter, prompt: str, target: str, foil: str, variant: str
 
     Returns:
         ``{"nodes": [{"id", "layer", "pos", "token", "relevance"}], "edges": [{"source", "target",
-        "weight"}], "logit_diff", "method", "tokens", "readout", "n_backward"}``.
+        "weight"}], "logit_diff", "method", "tokens", "readout", "edge_method", "n_backward",
+        "seconds": {"global_pass", "edges"}}`` (wall seconds of the one LRP pass and of the edge phase).
     """
     from faultlens.attribution.explain import resolve_objective, token_strings
     from faultlens.attribution.methods import frozen_params
@@ -107,41 +165,45 @@ def attribution_graph(adapter, prompt: str, target: str, foil: str, variant: str
     problem = Problem.build(adapter, prompt, target, foil)
     objective = resolve_objective(objective, problem)
     fn = targets.get(objective)
+    method = resolve_edges(config.edges, variant)
+    edge_fn = edge_methods.get(method)
     blocks = decoder_layers(model)
     L = len(blocks)
     readout = sorted(set(problem.target.positions) | set(problem.foil.positions))
+    closed = method == "closed"
+    t0 = time.perf_counter()
     with frozen_params(model), eager_attention(model), lrp_rules(model, variant):
-        with record(model) as rec, torch.enable_grad():
+        with record(model) as rec, record_values(model) as vals, torch.enable_grad():
             pe = problem.prompt_embeds(model).requires_grad_(True)
             value = problem.run(model, pe, fn)
-            grads = torch.autograd.grad(value.sum(), rec.states + rec.attn)
-        H = [s[0].detach() for s in rec.states]  # L+1 × [T, d]
-        G = [g[0].detach() for g in grads[: L + 1]]
-        G_mid = [g[0].detach() for g in grads[L + 1:]]  # ∂f/∂(attention output) = ∂f/∂(mid residual)
-        R = np.stack([(h * g).sum(-1).double().numpy() for h, g in zip(H, G)])  # [L+1, T]
-        calls, attn_calls = list(rec.calls), list(rec.attn_calls)
+            wrt = rec.states + rec.attn + (rec.heads if closed else [])
+            grads = torch.autograd.grad(value.sum(), wrt, retain_graph=closed)  # closed: J·h needs the graph
+        gp = _Pass(blocks, rec, H=[s[0].detach() for s in rec.states], G=[g[0].detach() for g in grads[: L + 1]],
+                  G_mid=[g[0].detach() for g in grads[L + 1: 2 * L + 1]],
+                  U=[g[0].detach() for g in grads[2 * L + 1:]] if closed else None, values=vals)
+        R = np.stack([(h * g).sum(-1).double().numpy() for h, g in zip(gp.H, gp.G)])  # [L+1, T]
         kept = {L: readout}
         edges, n_backward = [], 0
-        for l in range(L - 1, -1, -1):
-            tgt = kept[l + 1]
-            batch = config.batch if config.batched else 1
-            if config.rerun:
-                A = block_edge_rows(blocks[l], H[l], G[l + 1], calls[l], tgt, batch)
-            else:
-                A = edge_rows(blocks[l], H[l], G_mid[l], attn_calls[l], tgt, batch)
-            n_backward += -(-len(tgt) // batch)
-            A = A.double().numpy()  # [J, T]
-            score = np.abs(A).sum(0)
-            src = [int(i) for i in np.argsort(-score, kind="stable")[: config.top_k] if score[i] > 0]
-            kept[l] = sorted(src)
-            for r, i, w in _prune_edges(A, kept[l], config.edge_mass):
-                edges.append({"source": f"L{l}.P{i}", "target": f"L{l + 1}.P{tgt[r]}", "weight": w})
+        t1 = time.perf_counter()
+        with torch.enable_grad():  # recording hooks are off again: re-runs below must not overwrite it
+            for l in range(L - 1, -1, -1):
+                tgt = kept[l + 1]
+                A, n = edge_fn(gp, l, tgt, config.batch)
+                n_backward += n
+                A = A.double().numpy()  # [J, T]
+                score = np.abs(A).sum(0)
+                src = [int(i) for i in np.argsort(-score, kind="stable")[: config.top_k] if score[i] > 0]
+                kept[l] = sorted(src)
+                for r, i, w in _prune_edges(A, kept[l], config.edge_mass):
+                    edges.append({"source": f"L{l}.P{i}", "target": f"L{l + 1}.P{tgt[r]}", "weight": w})
+    t2 = time.perf_counter()
     toks = token_strings(adapter.tokenizer, problem.row_ids)
     nodes = [{"id": f"L{l}.P{p}", "layer": l, "pos": p, "token": toks[p], "relevance": float(R[l, p])}
              for l in sorted(kept) for p in kept[l]]
     return {"nodes": nodes, "edges": edges, "logit_diff": float(value.detach().sum()), "method": variant,
             "objective": objective, "tokens": toks, "n_prompt": problem.n_prompt, "readout": readout,
-            "n_backward": n_backward, "top_k": config.top_k, "edge_mass": config.edge_mass}
+            "edge_method": method, "n_backward": n_backward, "top_k": config.top_k, "edge_mass": config.edge_mass,
+            "seconds": {"global_pass": t1 - t0, "edges": t2 - t1}}
 
 
 def graph_to_store(store, run_id: str, case_id: str, graph: dict) -> str:
