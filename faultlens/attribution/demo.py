@@ -59,7 +59,8 @@ def _step(ctx: DemoContext) -> None:
     g = attribution_graph(ad, worst.prompt, worst.target, worst.foil, variant="cp-lrp")
     graph_to_store(ctx.store, ctx.run_id, worst.id, g)
     ctx.console.print(f"graph for {worst.id}: {len(g['nodes'])} nodes, {len(g['edges'])} edges, "
-                      f"{g['n_backward']} batched backwards → attribution/{worst.id}/graph")
+                      f"edges '{g['edge_method']}' ({g['n_backward']} backwards, {g['seconds']['edges'] * 1e3:.0f} ms) "
+                      f"→ attribution/{worst.id}/graph")
     ctx.notes["attribution_cases"] = [c.id for c, _ in failing]
 
 

@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
         if graph and method in ("cp-lrp", "attnlrp"):
             g = attribution_graph(ad, prompt, target, foil, variant=method)
             graph_to_store(st, run, cid, g)
-            console.print(f"graph: {len(g['nodes'])} nodes, {len(g['edges'])} edges")
+            console.print(f"graph: {len(g['nodes'])} nodes, {len(g['edges'])} edges "
+                          f"(edge method '{g['edge_method']}', {g['n_backward']} backwards)")
         st.set_status(run, "done")
         console.print(f"stored {key} in run {run} ({st.location})")
