@@ -60,19 +60,22 @@ def ms(res, k, clock="cpu"):
     return statistics.median(res[k][clock]) * 1e3
 
 
-EDGE_METHODS = ("closed", "packed", "separate", "rerun")
+EDGE_METHODS = ("closed", "packed", "separate", "rerun")  # cp-lrp
+ATTNLRP = ("attnlrp/closed", "attnlrp/separate")
 
 
 def graph_bench(ad, prompt: str, target: str, foil: str, reps: int) -> None:
     """Whole-graph and edge-phase time of each edge method (k = 16 kept targets per layer), interleaved."""
     from faultlens.attribution.graph import GraphConfig, attribution_graph
 
-    graphs = {e: [] for e in EDGE_METHODS}
+    graphs = {e: [] for e in EDGE_METHODS + ATTNLRP}
 
     def run(e):
-        return lambda: graphs[e].append(attribution_graph(ad, prompt, target, foil, config=GraphConfig(top_k=16, edges=e)))
+        variant, edges = ("attnlrp", e.split("/")[1]) if "/" in e else ("cp-lrp", e)
+        return lambda: graphs[e].append(attribution_graph(ad, prompt, target, foil, variant,
+                                                          config=GraphConfig(top_k=16, edges=edges)))
 
-    rg = interleaved({e: run(e) for e in EDGE_METHODS}, reps, 1)
+    rg = interleaved({e: run(e) for e in EDGE_METHODS + ATTNLRP}, reps, 1)
     edge_s = {e: [g["seconds"]["edges"] for g in graphs[e][1:]] for e in EDGE_METHODS}  # [0] was the warm-up
     g = {e: graphs[e][0] for e in EDGE_METHODS}
     ids = lambda x: [n["id"] for n in x["nodes"]]  # noqa: E731
@@ -87,6 +90,10 @@ def graph_bench(ad, prompt: str, target: str, foil: str, reps: int) -> None:
         print(f"    closed vs {base:<8} (one backward per target{', whole block re-run' if base == 'rerun' else ''}): "
               f"whole graph {fmt(rg, base, 'closed')}; edge phase {edge:.2f}x   (target >= 4)")
     print(f"    packed vs separate: whole graph {fmt(rg, 'separate', 'packed')}")
+    a_edge = statistics.median(a / b for a, b in zip(*(
+        [g["seconds"]["edges"] for g in graphs[e][1:]] for e in ATTNLRP[::-1])))
+    print(f"    attnlrp: closed {ms(rg, ATTNLRP[0]):.1f} ms vs separate {ms(rg, ATTNLRP[1]):.1f} ms cpu: whole graph "
+          f"{fmt(rg, ATTNLRP[1], ATTNLRP[0])}; edge phase {a_edge:.2f}x   (target >= 4)")
 
 
 def main() -> None:

@@ -82,13 +82,13 @@ def hook_point_names(model: nn.Module) -> list[str]:
 
 
 class _Session:
-    def __init__(self, wanted: set[str], fn: Callable | None, store: dict[str, Any]) -> None:
-        self.wanted, self.fn, self.store = wanted, fn, store
+    def __init__(self, wanted: set[str], fn: Callable | None, store: dict[str, Any], live: bool = False) -> None:
+        self.wanted, self.fn, self.store, self.live = wanted, fn, store, live
 
     def emit(self, name: str, value: Any) -> None:
         if name not in self.wanted:
             return
-        if isinstance(value, torch.Tensor):
+        if isinstance(value, torch.Tensor) and not self.live:
             value = value.detach()
         self.store[name] = self.fn(name, value) if self.fn is not None else value
 
@@ -190,7 +190,7 @@ def _configs(model: nn.Module) -> list:
 
 @contextmanager
 def capture(
-    model: nn.Module, points: Sequence[str], fn: Callable[[str, Any], Any] | None = None
+    model: nn.Module, points: Sequence[str], fn: Callable[[str, Any], Any] | None = None, live: bool = False
 ) -> Iterator[dict[str, Any]]:
     """Capture named hook points during forwards run inside the block.
 
@@ -198,6 +198,8 @@ def capture(
         model: a transformers causal LM (GPT-2, Llama, Mistral, Qwen2, GPT-NeoX families, ...).
         points: hook names; shell patterns allowed (``blocks.*.attn.pattern``).
         fn: optional reducer ``fn(name, tensor) -> value``; its result is stored instead.
+        live: keep the tensors' autograd history (attribution differentiates through them);
+            by default they are detached, since capture observes.
 
     Yields:
         A dict filled as the model runs: name → tensor (or reducer output). Values from a later
@@ -213,7 +215,7 @@ def capture(
             raise FaultlensError(f"Unknown hook point {p!r}; e.g. blocks.0.attn.pattern, blocks.*.resid_post, embed, final.")
         wanted.update(hits)
     out: dict[str, Any] = {}
-    sess = _Session(wanted, fn, out)
+    sess = _Session(wanted, fn, out, live)
     sess.prefix_of = {}
     handles = []
     cfg_saved = []

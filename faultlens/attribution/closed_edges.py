@@ -1,135 +1,103 @@
-"""CP-LRP graph edges for every target at once, in closed form, from the one global LRP pass.
+"""Graph edges for every target at once, in closed form, from the one global LRP pass.
 
-Under CP-LRP (Ali et al. 2022) the attention probabilities P are constants in the backward, so
-the attention sub-layer of block l is linear in its values:
+Block l's attention sub-layer, per head h (GQA: query head h reads kv head h // (H / H_kv), as
+HF's ``repeat_kv``), with post-RoPE q, k, v, scaling s and probabilities P = softmax(s·qkᵀ + mask):
 
-    a[j] = W_o · concat_h( Σ_i P_h[j,i] v_h[i] )  (+ bias)
+    o_h[j] = Σ_i P_h[j,i] v_h[i],      a[j] = W_o · concat_h o_h[j]  (+ bias)
 
 Let g_m = ∂f/∂a (the global backward's gradient at the attention output, see `edges.py`) and
-u[j] = W_o^T g_m[j], the gradient at the output projection's input ("heads"). Because the
-output projection acts on each position alone, u is exactly what the global backward already
-holds at the recorded head outputs — for all positions at once, with no mixing of targets. Then
+u[j] = W_o^T g_m[j], the gradient at the output projection's input. The projection acts on each
+position alone, so u is exactly what the global backward already holds there, for all positions
+at once with no mixing of targets. The backward of ⟨a[j], g_m[j]⟩ alone (one target j) is then
 
-    ∂⟨a[j], g_m[j]⟩ / ∂v_h[i] = P_h[j,i] · u_h[j]
+    ∂/∂v_h[i] = P_h[j,i] u_h[j]
+    dP_h[j,i] = ⟨u_h[j], v_h[i]⟩,   dS_h[j,i] = P_h[j,i] (dP_h[j,i] − Σ_i' P_h[j,i'] dP_h[j,i'])
+    ∂/∂k_h[i] = s dS_h[j,i] q_h[j],  ∂/∂q_h[j] = s Σ_i dS_h[j,i] k_h[i]
 
-The value path h[i] → N1 → v[i] also acts on position i alone and, under the LRP rules (norm
-1/σ constant), is affine with Jacobian J_i. Gradient × input through it is
+q[i], k[i], v[i] depend on the block input h[i] only (N1, projections, RoPE), through maps that
+are linear under the LRP rules (norm 1/σ constant; the rules' ÷4/÷4/÷2 factors included). So
+gradient × input, Σ_k h[i,k] ∂⟨a[j], g_m[j]⟩/∂h[i,k], needs each of them only as x°[i] = J_i h[i]
+(the tensor without its bias terms, with the rule factor), and
 
-    Σ_k h[i,k] · ∂⟨a[j], g_m[j]⟩/∂h[i,k] = Σ_h P_h[j,i] ⟨u_h[j], v°_h[i]⟩,   v°[i] = J_i h[i],
+    A[j,i] = δ_ij ⟨h[j], g_m[j]⟩                                  residual / MLP path
+           + Σ_h P_h[j,i] ⟨u_h[j], v°_h[i]⟩                       values
+           + Σ_h s dS_h[j,i] ⟨q_h[j], k°_h[i]⟩                    keys      (AttnLRP only)
+           + δ_ij Σ_h Σ_i' s dS_h[j,i'] ⟨q°_h[j], k_h[i']⟩        query     (AttnLRP only)
 
-v° being the value without its bias terms (v-projection bias, LayerNorm β). v° is computed as a
-Jacobian-vector product by double backward through N1 and the value projection, so no family
-needs its own bias bookkeeping. With the residual / MLP path's diagonal term (`edges.py`):
-
-    A[j,i] = δ_ij ⟨h[j], g_m[j]⟩ + Σ_h P_h[j,i] ⟨u_h[j], v°_{kv(h)}[i]⟩
-
-(GQA: query head h reads kv head h // (H / H_kv), as HF's ``repeat_kv``). Per layer this costs
-two small backwards through N1 + value projection and one contraction of O(J·T·H·dh), whatever
-the number J of targets — against one attention-sub-layer backward of O(T²·d) per target (or
-per packed batch, whose FLOPs still grow with J). It equals `edges.edge_rows` (tested, all
-supported families). AttnLRP keeps q and k live, which adds softmax-Jacobian terms; its graphs
-use the autograd path in `edges.py`.
+CP-LRP detaches q and k (P constant), so the last two terms vanish. q°, k°, v° are one
+Jacobian-vector product per layer by double backward (generic: no per-family bias bookkeeping),
+from q/k/v captured live at the attention kernel (`faultlens.capture` with ``live=True``). Per
+layer this costs two small backwards and contractions of O(J·T·H·dh), whatever the number J of
+targets, against an attention backward of O(T²·d) per target (or per packed batch, whose FLOPs
+still grow with J). It equals `edges.edge_rows` for both variants (tested, all families).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Iterator
-
 import torch
-from torch import nn
 
-from faultlens.attribution.patching import family_of
-from faultlens.capture import decoder_layers
-from faultlens.registry import Registry
-
-# LRP family -> (attention module attr, value-producing module attr, which third of its output is v)
-value_sources: Registry[tuple[str, str, int | None]] = Registry("LRP value source", "lrp-value-sources")
-value_sources.add("gated", ("self_attn", "v_proj", None), "Llama / Mistral / Qwen2: v_proj's whole output")
-value_sources.add("gpt2", ("attn", "c_attn", 2), "GPT-2: fused [q | k | v], v is the last third")
+# capture points the closed form reads, per block (post-RoPE q/k, values, probabilities, scaling)
+POINTS = ("blocks.*.attn.q", "blocks.*.attn.k", "blocks.*.attn.v", "blocks.*.attn.pattern", "blocks.*.attn.meta")
 
 
-@dataclass
-class ValueRecording:
-    """Per block: live value states ``[1, T, H_kv·dh]`` and detached attention probabilities ``[1, H, T, T]``."""
-
-    values: list[torch.Tensor | None] = field(default_factory=list)
-    probs: list[torch.Tensor | None] = field(default_factory=list)
-
-
-@contextmanager
-def record_values(model: nn.Module) -> Iterator[ValueRecording]:
-    """Record each block's value states (with autograd history) and attention probabilities.
-
-    Register AFTER `lrp_rules` so the recorded values are the rule-wrapped tensors the kernel
-    used. Needs eager attention (probabilities are the module's second output). Hooks are
-    removed on exit, also on error.
-    """
-    attn_name, v_name, third = value_sources.get(family_of(model))
-    blocks = decoder_layers(model)
-    rec = ValueRecording([None] * len(blocks), [None] * len(blocks))
-    handles = []
-
-    def keep_v(i):
-        def hook(mod, args, out):
-            rec.values[i] = out if third is None else out.chunk(3, dim=-1)[third]
-        return hook
-
-    def keep_p(i):
-        def hook(mod, args, out):
-            p = out[1] if isinstance(out, (tuple, list)) and len(out) > 1 else None
-            rec.probs[i] = None if p is None else p.detach()
-        return hook
-
-    try:
-        for i, block in enumerate(blocks):
-            attn = getattr(block, attn_name)
-            handles.append(getattr(attn, v_name).register_forward_hook(keep_v(i)))
-            handles.append(attn.register_forward_hook(keep_p(i)))
-        yield rec
-    finally:
-        for h in handles:
-            h.remove()
-
-
-def input_linear_values(v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-    """v° = J h: the value states' Jacobian (LRP backward) applied to the block input h.
+def input_linear(h: torch.Tensor, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """x° = J_x h for each live tensor x computed position-wise from the block input h.
 
     Args:
-        v: live value states ``[1, T, Hkv·dh]`` computed from `h` in the recorded graph.
-        h: the block input ``[1, T, d]`` (a node of that graph).
+        h: block input ``[1, T, d]`` (a node of the recorded graph).
+        tensors: name → live tensor ``[1, heads, T, dh]``; ones without autograd history
+            (CP-LRP's detached q/k) are left out of the result.
 
     Returns:
-        ``[T, Hkv·dh]``, detached. Two backwards: J^T w with a graph, then its gradient in w.
+        name → ``[heads, T, dh]``, detached. Two backwards: Σ J^T w with a graph, then its
+        gradient in every w at once.
     """
-    w = torch.zeros_like(v, requires_grad=True)  # [1, T, Hkv·dh]
-    (jt_w,) = torch.autograd.grad(v, h, w, create_graph=True, retain_graph=True)  # [1, T, d]
-    (jv,) = torch.autograd.grad((jt_w * h.detach()).sum(), w)
-    return jv[0].detach()
+    live = {k: t for k, t in tensors.items() if t.requires_grad}
+    if not live:
+        return {}
+    ws = {k: torch.zeros_like(t, requires_grad=True) for k, t in live.items()}
+    (jt_w,) = torch.autograd.grad(list(live.values()), h, list(ws.values()), create_graph=True, retain_graph=True)
+    grads = torch.autograd.grad((jt_w * h.detach()).sum(), list(ws.values()), allow_unused=True)
+    return {k: (g if g is not None else torch.zeros_like(ws[k]))[0].detach() for k, g in zip(ws, grads)}
 
 
-def closed_edge_rows(h: torch.Tensor, g_mid: torch.Tensor, u: torch.Tensor, v0: torch.Tensor,
-                     probs: torch.Tensor, targets_pos: list[int]) -> torch.Tensor:
-    """Edge rows A[j, :] of one block for all targets at once (CP-LRP).
+def _heads(x: torch.Tensor, H: int) -> torch.Tensor:
+    """``[Hkv, T, dh]`` → ``[H, T, dh]``: query head h reads kv head h // n_rep."""
+    return x.repeat_interleave(H // x.shape[0], dim=0)
+
+
+def closed_edge_rows(h: torch.Tensor, g_mid: torch.Tensor, u: torch.Tensor, cap: dict, lin: dict,
+                     targets_pos: list[int]) -> torch.Tensor:
+    """Edge rows A[j, :] of one block for all targets at once.
 
     Args:
         h: block input ``[T, d]``.
         g_mid: ∂f/∂(attention output) ``[T, d]``.
         u: ∂f/∂(output-projection input) ``[T, H·dh]``.
-        v0: bias-free values J·h ``[T, Hkv·dh]``.
-        probs: attention probabilities ``[H, T, T]``.
+        cap: this block's captured "q" ``[1, H, T, dh]``, "k"/"v" ``[1, Hkv, T, dh]``, "pattern"
+            ``[1, H, T, T]``, "meta" (scaling).
+        lin: `input_linear` of q/k/v ("v" always; "q"/"k" only when live, i.e. AttnLRP).
         targets_pos: target positions j.
 
     Returns:
         ``[len(targets_pos), T]``.
     """
-    H, T = probs.shape[0], h.shape[0]
+    P = cap["pattern"][0].detach()  # [H, T, T]
+    H, dt = P.shape[0], lin["v"].dtype
     js = torch.tensor(targets_pos, dtype=torch.long)
-    U = u[js].view(len(js), H, -1)  # [J, H, dh]
-    V = v0.view(T, -1, U.shape[-1])  # [T, Hkv, dh]
-    V = V.repeat_interleave(H // V.shape[1], dim=1)  # [T, H, dh]: head h reads kv head h // n_rep
-    dots = torch.einsum("jhd,ihd->hji", U.to(V.dtype), V)  # [H, J, T]
-    A = (probs[:, js].to(V.dtype) * dots).sum(0)  # [J, T]
-    A[torch.arange(len(js)), js] += (h[js] * g_mid[js]).sum(-1).to(A.dtype)
+    J, ar = len(js), torch.arange(len(js))
+    Pj = P[:, js].to(dt)  # [H, J, T]
+    U = u[js].view(J, H, -1).transpose(0, 1).to(dt)  # [H, J, dh]
+    A = (Pj * torch.einsum("hjd,hid->hji", U, _heads(lin["v"], H))).sum(0)  # [J, T]
+    A[ar, js] += (h[js] * g_mid[js]).sum(-1).to(dt)
+    if "q" in lin or "k" in lin:
+        s = float(cap["meta"]["scaling"])
+        dP = torch.einsum("hjd,hid->hji", U, _heads(cap["v"][0].detach().to(dt), H))  # [H, J, T]
+        dS = Pj * (dP - (Pj * dP).sum(-1, keepdim=True))  # softmax backward, one row per target
+        q = cap["q"][0].detach().to(dt)[:, js]  # [H, J, dh]
+        k = _heads(cap["k"][0].detach().to(dt), H)  # [H, T, dh]
+        if "k" in lin:
+            A += s * (dS * torch.einsum("hjd,hid->hji", q, _heads(lin["k"], H))).sum(0)
+        if "q" in lin:
+            A[ar, js] += s * (dS * torch.einsum("hjd,hid->hji", lin["q"][:, js], k)).sum((0, 2))
     return A

@@ -5,10 +5,10 @@ Nodes are residual-stream states (layer l, position p) with relevance
 (l, i) to (l+1, j) is the share of R_{l+1}[j] that block l routes to h_l[i]. How the edge rows
 of a layer's kept targets are computed is a registered edge method (`edge_methods`):
 
-* ``closed`` (cp-lrp; the default there): all targets at once in closed form from the global
-  pass, two small backwards per layer (`closed_edges.py`);
-* ``packed`` (any variant; the default for attnlrp): the attention sub-layer re-run once, the
-  targets of a chunk packed into one batched backward (Debug-XAI, Appendix A; `edges.py`);
+* ``closed`` (the default): all targets at once in closed form from the global pass, two small
+  backwards per layer (`closed_edges.py`);
+* ``packed``: the attention sub-layer re-run once, the targets of a chunk packed into one
+  batched backward (Debug-XAI, Appendix A; `edges.py`);
 * ``separate``: the same re-run, one backward per target (the unpacked baseline);
 * ``rerun``: the whole block re-run and one backward per target (Debug-XAI's procedure unpacked). Because the LRP backward is linear, ``Σ_j A[j, i] = R_l[i]`` over all targets
 j (exact), and with cp-lrp on a bias-free model ``Σ_i A[j, i] = R_{l+1}[j]``. The causal mask
@@ -33,14 +33,13 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from faultlens.attribution.closed_edges import closed_edge_rows, input_linear_values, record_values
+from faultlens.attribution.closed_edges import POINTS, closed_edge_rows, input_linear
 from faultlens.attribution.edges import block_edge_rows, edge_rows
 from faultlens.attribution.patching import lrp_rules
 from faultlens.attribution.problem import Problem
 from faultlens.attribution.recording import Recording, record
 from faultlens.attribution.targets import targets
-from faultlens.capture import decoder_layers
-from faultlens.errors import FaultlensError
+from faultlens.capture import capture, decoder_layers
 from faultlens.registry import Registry
 
 
@@ -51,7 +50,7 @@ class GraphConfig:
     Attributes:
         top_k: source nodes kept per layer.
         edge_mass: share of |edge| mass kept per transition.
-        edges: edge method (see `edge_methods`); "auto" = "closed" for cp-lrp, "packed" otherwise.
+        edges: edge method (see `edge_methods`); "auto" = "closed".
         batch: targets packed into one batched backward ("packed").
     """
 
@@ -71,7 +70,7 @@ class _Pass:
     G: list[torch.Tensor]  # ∂f/∂h, L+1 × [T, d]
     G_mid: list[torch.Tensor]  # ∂f/∂(attention output), L × [T, d]
     U: list[torch.Tensor] | None  # ∂f/∂(output-projection input), L × [T, H·dh]
-    values: object | None  # ValueRecording for "closed"
+    cap: dict  # live kernel capture (q, k, v, pattern, meta per block) for "closed"
 
 
 # edge method: (pass, layer l, target positions at l+1, batch) -> (rows [J, T], backward calls)
@@ -79,10 +78,11 @@ EdgeMethod = Callable[[_Pass, int, list[int], int], tuple[torch.Tensor, int]]
 edge_methods: Registry[EdgeMethod] = Registry("graph edge method", "graph-edge-methods")
 
 
-@edge_methods.register("closed", "cp-lrp only: all targets at once in closed form, 2 small backwards per layer")
+@edge_methods.register("closed", "all targets at once in closed form, 2 small backwards per layer")
 def _closed(p: _Pass, l: int, tgt: list[int], batch: int) -> tuple[torch.Tensor, int]:
-    v0 = input_linear_values(p.values.values[l], p.rec.states[l])
-    return closed_edge_rows(p.H[l], p.G_mid[l], p.U[l], v0, p.values.probs[l][0], tgt), 2
+    cap = {x: p.cap[f"blocks.{l}.attn.{x}"] for x in ("q", "k", "v", "pattern", "meta")}
+    lin = input_linear(p.rec.states[l], {x: cap[x] for x in ("q", "k", "v")})
+    return closed_edge_rows(p.H[l], p.G_mid[l], p.U[l], cap, lin, tgt), 2
 
 
 @edge_methods.register("packed", "attention sub-layer re-run once, `batch` targets per batched backward")
@@ -100,14 +100,11 @@ def _rerun(p: _Pass, l: int, tgt: list[int], batch: int) -> tuple[torch.Tensor, 
     return block_edge_rows(p.blocks[l], p.H[l], p.G[l + 1], p.rec.calls[l], tgt, 1), len(tgt)
 
 
-def resolve_edges(name: str, variant: str) -> str:
-    """The edge method to use ("auto": closed for cp-lrp, packed otherwise)."""
+def resolve_edges(name: str) -> str:
+    """The edge method to use ("auto": closed); unknown names fail with a suggestion."""
     if name == "auto":
-        return "closed" if variant == "cp-lrp" else "packed"
+        return "closed"
     edge_methods.get(name)
-    if name == "closed" and variant != "cp-lrp":
-        raise FaultlensError(f"Graph edges 'closed' need variant 'cp-lrp' (attention probabilities constant), "
-                             f"not {variant!r}; use edges='packed' for it.")
     return name
 
 
@@ -165,7 +162,7 @@ def attribution_graph(adapter, prompt: str, target: str, foil: str, variant: str
     problem = Problem.build(adapter, prompt, target, foil)
     objective = resolve_objective(objective, problem)
     fn = targets.get(objective)
-    method = resolve_edges(config.edges, variant)
+    method = resolve_edges(config.edges)
     edge_fn = edge_methods.get(method)
     blocks = decoder_layers(model)
     L = len(blocks)
@@ -173,14 +170,15 @@ def attribution_graph(adapter, prompt: str, target: str, foil: str, variant: str
     closed = method == "closed"
     t0 = time.perf_counter()
     with frozen_params(model), eager_attention(model), lrp_rules(model, variant):
-        with record(model) as rec, record_values(model) as vals, torch.enable_grad():
+        points = POINTS if closed else ()
+        with record(model) as rec, capture(model, points, live=True) as cap, torch.enable_grad():
             pe = problem.prompt_embeds(model).requires_grad_(True)
             value = problem.run(model, pe, fn)
             wrt = rec.states + rec.attn + (rec.heads if closed else [])
             grads = torch.autograd.grad(value.sum(), wrt, retain_graph=closed)  # closed: J·h needs the graph
         gp = _Pass(blocks, rec, H=[s[0].detach() for s in rec.states], G=[g[0].detach() for g in grads[: L + 1]],
                   G_mid=[g[0].detach() for g in grads[L + 1: 2 * L + 1]],
-                  U=[g[0].detach() for g in grads[2 * L + 1:]] if closed else None, values=vals)
+                  U=[g[0].detach() for g in grads[2 * L + 1:]] if closed else None, cap=cap)
         R = np.stack([(h * g).sum(-1).double().numpy() for h, g in zip(gp.H, gp.G)])  # [L+1, T]
         kept = {L: readout}
         edges, n_backward = [], 0

@@ -70,12 +70,12 @@ def test_multi_token_graph_covers_all_answer_tokens_and_keeps_branches_apart(mak
         assert not (src in t_nodes and dst in f_nodes) and not (src in f_nodes and dst in t_nodes), e
 
 
-def _same_graph(g1, g2, atol):
+def _same_graph(g1, g2, atol, rtol=1e-7):
     assert [n["id"] for n in g1["nodes"]] == [n["id"] for n in g2["nodes"]]
     w1 = {(e["source"], e["target"]): e["weight"] for e in g1["edges"]}
     w2 = {(e["source"], e["target"]): e["weight"] for e in g2["edges"]}
     assert w1.keys() == w2.keys()
-    np.testing.assert_allclose([w1[k] for k in w1], [w2[k] for k in w1], atol=atol)
+    np.testing.assert_allclose([w1[k] for k in w1], [w2[k] for k in w1], atol=atol, rtol=rtol)
 
 
 @pytest.mark.parametrize("variant", ["cp-lrp", "attnlrp"])
@@ -90,26 +90,28 @@ def test_batched_graph_equals_separate_backwards(make_adapter, prompt, pair, var
     assert all(e["source"] in ids and e["target"] in ids for e in g1["edges"])
     assert max(n["layer"] for n in g1["nodes"]) == 2
     auto = attribution_graph(ad, prompt, t, f, variant, config=GraphConfig(top_k=6))
-    assert auto["edge_method"] == ("closed" if variant == "cp-lrp" else "packed")
+    assert auto["edge_method"] == "closed"
+    _same_graph(auto, g2, 1e-9)
 
 
+@pytest.mark.parametrize("variant", ["cp-lrp", "attnlrp"])
 @pytest.mark.parametrize("family", ["llama", "gpt2", "mistral", "qwen2"])
-def test_closed_form_edges_equal_autograd_edges(make_adapter, prompt, family):
-    """cp-lrp's closed form (2 backwards per layer) == one backward per target, incl. GQA, the
-    sliding window (mistral), q/k/v biases (qwen2), LayerNorm β and Conv1D (gpt2), a two-branch tree row."""
+def test_closed_form_edges_equal_autograd_edges(make_adapter, prompt, family, variant):
+    """The closed form (2 backwards per layer) == one backward per target, for both rule sets, incl.
+    GQA, the sliding window (mistral), q/k/v biases (qwen2), LayerNorm β and Conv1D (gpt2), a tree row."""
     ad = make_adapter(family, dtype=torch.float64)
     for t, f in [(" Mia", " Ben"), (" and", " the")]:  # multi-token answer tree, then (mostly) one token
-        closed = attribution_graph(ad, prompt, t, f, config=GraphConfig(top_k=12, edges="closed"))
-        ref = attribution_graph(ad, prompt, t, f, config=GraphConfig(top_k=12, edges="separate"))
+        closed = attribution_graph(ad, prompt, t, f, variant, config=GraphConfig(top_k=12, edges="closed"))
+        ref = attribution_graph(ad, prompt, t, f, variant, config=GraphConfig(top_k=12, edges="separate"))
         assert closed["edge_method"] == "closed" and closed["n_backward"] < ref["n_backward"]
-        _same_graph(closed, ref, 1e-9)
+        # HF's Llama-family eager softmax runs in float32 even for a float64 model: AttnLRP's softmax
+        # backward (dS) then differs from autograd's at float32 rounding (seen: 1.5e-7 relative)
+        _same_graph(closed, ref, 1e-9, rtol=1e-7 if variant == "cp-lrp" else 1e-5)
 
 
-def test_closed_edges_refuse_attnlrp(make_adapter, prompt, pair):
+def test_unknown_edge_method(make_adapter, prompt, pair):
     ad = make_adapter("llama")
     t, f = pair(ad)
-    with pytest.raises(FaultlensError, match="packed"):
-        attribution_graph(ad, prompt, t, f, "attnlrp", config=GraphConfig(edges="closed"))
     with pytest.raises(FaultlensError, match="Did you mean"):
         attribution_graph(ad, prompt, t, f, config=GraphConfig(edges="closd"))
 
