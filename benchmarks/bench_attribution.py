@@ -16,6 +16,7 @@ both sides), and the median over repetitions is printed, for CPU time of this th
     layer through the attention sub-layer ("separate"), and vs Debug-XAI's unpacked procedure
     (whole block re-run + one backward per target, "rerun"); "packed" (vmap batched backward)
     shown too; on each demo case and on a ~480-token version of it (--long)  (target ≥ 4×)
+  * peak memory: max-RSS growth of one call per method in a fresh process, on the long case
   * deletion-AOPC over N failing position / frequency cases, mean ± 95 % CI, paired vs IG.
 
 Usage: python benchmarks/bench_attribution.py [MODEL] [--reps 7] [--calls 3] [--cases 20] [--mask eos]
@@ -96,6 +97,60 @@ def graph_bench(ad, prompt: str, target: str, foil: str, reps: int) -> None:
           f"{fmt(rg, ATTNLRP[1], ATTNLRP[0])}; edge phase {a_edge:.2f}x   (target >= 4)")
 
 
+def long_version(ad, prompt: str, n_tokens: int) -> str:
+    """`prompt` with neutral story sentences inserted before its last sentence, to ~n_tokens."""
+    pre, _, tail = prompt.rpartition(". ")
+    filler, out = " The sun was warm and the birds sang in the tall green trees.", pre + "."
+    while len(ad.encode(out + filler + " " + tail)) < n_tokens:
+        out += filler
+    return out + " " + tail
+
+
+_PEAK = """
+import json, resource, sys, torch
+torch.set_num_threads(1)
+from faultlens.attribution.explain import resolve_objective
+from faultlens.attribution.methods import make_ig, methods
+from faultlens.attribution.problem import Problem
+from faultlens.attribution.targets import targets
+from faultlens.models.hf import HFAdapter
+model_name, prompt, target, foil, method = json.loads(sys.argv[1])
+ad = HFAdapter.load(model_name)
+model = ad.model.eval()
+problem = Problem.build(ad, prompt, target, foil)
+fn = targets.get(resolve_objective("auto", problem))
+row = torch.tensor([problem.row_ids])
+r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+saved = [0]
+
+def pack(t):  # bytes autograd keeps for the backward: the activation memory a method adds
+    saved[0] += t.numel() * t.element_size()
+    return t
+
+with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    if method == "fwd":
+        with torch.no_grad():
+            model(input_ids=row)
+    else:
+        (make_ig(n_steps=50) if method == "ig" else methods.get(method))(model, problem, fn)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - r0) / 1024, saved[0] / 2**20)
+"""
+
+
+def peak_rss(model: str, prompt: str, target: str, foil: str, method: str) -> tuple[float, float]:
+    """(MB of max-RSS growth, MB autograd saved for the backward) of one call of `method`, in a fresh
+    process with the model loaded. RSS growth reads 0 when the call fits in memory the process
+    had already touched (model loading); the saved-tensor bytes still tell the methods apart."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PEAK, json.dumps([model, prompt, target, foil, method])],
+                         capture_output=True, text=True, check=True).stdout
+    rss, saved = out.strip().splitlines()[-1].split()
+    return float(rss), float(saved)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model", nargs="?", default="stories260k")
@@ -160,11 +215,15 @@ def main() -> None:
 
         graph_bench(ad, case.prompt, case.target, case.foil, args.reps)
         if args.long:  # the graph is meant for long inputs: the same question after ~`--long` tokens
-            pre, _, tail = case.prompt.rpartition(". ")
-            filler, long_prompt = " The sun was warm and the birds sang in the tall green trees.", pre + "."
-            while len(ad.encode(long_prompt + filler + " " + tail)) < args.long:
-                long_prompt += filler
-            graph_bench(ad, long_prompt + " " + tail, case.target, case.foil, max(3, args.reps // 2))
+            graph_bench(ad, long_version(ad, case.prompt, args.long), case.target, case.foil, max(3, args.reps // 2))
+
+    case = DEMO_CASES[0]
+    prompt = long_version(ad, case.prompt, args.long) if args.long else case.prompt
+    print(f"\npeak memory, fresh process per method, {len(ad.encode(prompt))}-token {case.id}: "
+          f"max-RSS growth of one call over the loaded model (fwd = one no-grad forward)")
+    for m in ("fwd", "cp-lrp", "attnlrp", "grad_x_input") + (() if args.no_ig else ("ig",)):
+        rss, saved = peak_rss(args.model, prompt, case.target, case.foil, m)
+        print(f"  {m:<12} max-RSS growth {rss:8.1f} MB, saved for backward {saved:8.1f} MB")
 
     if args.cases:
         cases = failing_cases(ad, n=args.cases)
