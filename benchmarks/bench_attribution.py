@@ -215,7 +215,7 @@ def main() -> None:
 
         graph_bench(ad, case.prompt, case.target, case.foil, args.reps)
         if args.long:  # the graph is meant for long inputs: the same question after ~`--long` tokens
-            graph_bench(ad, long_version(ad, case.prompt, args.long), case.target, case.foil, max(3, args.reps // 2))
+            graph_bench(ad, long_version(ad, case.prompt, args.long), case.target, case.foil, args.reps)
 
     case = DEMO_CASES[0]
     prompt = long_version(ad, case.prompt, args.long) if args.long else case.prompt

@@ -26,18 +26,22 @@ gradient × input, Σ_k h[i,k] ∂⟨a[j], g_m[j]⟩/∂h[i,k], needs each of th
 
 CP-LRP detaches q and k (P constant), so the last two terms vanish. q°, k°, v° are one
 Jacobian-vector product per layer by double backward (generic: no per-family bias bookkeeping),
-from q/k/v captured live at the attention kernel (`faultlens.capture` with ``live=True``). Per
-layer this costs two small backwards and contractions of O(J·T·H·dh), whatever the number J of
-targets, against an attention backward of O(T²·d) per target (or per packed batch, whose FLOPs
-still grow with J). It equals `edges.edge_rows` for both variants (tested, all families).
+from q/k/v captured live at the attention kernel (`faultlens.capture` with ``live=True``). The
+target rows of P are recomputed from q, k and the kernel's mask (in at least float32), so the global pass can run on the model's own SDPA kernel and nothing of size
+T² per layer is kept. Per layer this costs two small backwards and contractions of O(J·T·H·dh),
+whatever the number J of targets, against an attention backward of O(T²·d) per target (or per
+packed batch, whose FLOPs still grow with J). It equals `edges.edge_rows` for both variants
+(tested, all families, eager and SDPA).
 """
 
 from __future__ import annotations
 
 import torch
 
-# capture points the closed form reads, per block (post-RoPE q/k, values, probabilities, scaling)
-POINTS = ("blocks.*.attn.q", "blocks.*.attn.k", "blocks.*.attn.v", "blocks.*.attn.pattern", "blocks.*.attn.meta")
+from faultlens.capture import as_additive_mask
+
+# capture points the closed form reads, per block (post-RoPE q/k, values, the kernel's mask, scaling)
+POINTS = ("blocks.*.attn.q", "blocks.*.attn.k", "blocks.*.attn.v", "blocks.*.attn.mask", "blocks.*.attn.meta")
 
 
 def input_linear(h: torch.Tensor, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -66,6 +70,19 @@ def _heads(x: torch.Tensor, H: int) -> torch.Tensor:
     return x.repeat_interleave(H // x.shape[0], dim=0)
 
 
+def target_rows(cap: dict, js: torch.Tensor) -> torch.Tensor:
+    """Attention probabilities of the target query rows, ``[H, J, T]``, from captured q, k and mask."""
+    q, k = cap["q"].detach(), cap["k"].detach()  # [1, H, T, dh], [1, Hkv, T, dh]
+    meta = cap["meta"]
+    mask = as_additive_mask(cap["mask"], q, k, meta.get("sliding_window"))  # [1|B, 1|H, T, T] or None
+    dt = torch.promote_types(q.dtype, torch.float32)  # at least float32, like the kernels' softmax
+    qj = q[0][:, js].to(dt)  # [H, J, dh]
+    scores = meta["scaling"] * torch.einsum("hjd,hid->hji", qj, _heads(k[0].to(dt), q.shape[1]))  # [H, J, T]
+    if mask is not None:
+        scores = scores + mask[0][:, js].to(dt)
+    return torch.softmax(scores, dim=-1)
+
+
 def closed_edge_rows(h: torch.Tensor, g_mid: torch.Tensor, u: torch.Tensor, cap: dict, lin: dict,
                      targets_pos: list[int]) -> torch.Tensor:
     """Edge rows A[j, :] of one block for all targets at once.
@@ -74,19 +91,19 @@ def closed_edge_rows(h: torch.Tensor, g_mid: torch.Tensor, u: torch.Tensor, cap:
         h: block input ``[T, d]``.
         g_mid: ∂f/∂(attention output) ``[T, d]``.
         u: ∂f/∂(output-projection input) ``[T, H·dh]``.
-        cap: this block's captured "q" ``[1, H, T, dh]``, "k"/"v" ``[1, Hkv, T, dh]``, "pattern"
-            ``[1, H, T, T]``, "meta" (scaling).
+        cap: this block's captured "q" ``[1, H, T, dh]``, "k"/"v" ``[1, Hkv, T, dh]``, "mask" (as
+            the kernel got it), "meta" (scaling, sliding window).
         lin: `input_linear` of q/k/v ("v" always; "q"/"k" only when live, i.e. AttnLRP).
         targets_pos: target positions j.
 
     Returns:
         ``[len(targets_pos), T]``.
     """
-    P = cap["pattern"][0].detach()  # [H, T, T]
-    H, dt = P.shape[0], lin["v"].dtype
     js = torch.tensor(targets_pos, dtype=torch.long)
+    Pj = target_rows(cap, js)  # [H, J, T]
+    H, dt = Pj.shape[0], lin["v"].dtype
     J, ar = len(js), torch.arange(len(js))
-    Pj = P[:, js].to(dt)  # [H, J, T]
+    Pj = Pj.to(dt)
     U = u[js].view(J, H, -1).transpose(0, 1).to(dt)  # [H, J, dh]
     A = (Pj * torch.einsum("hjd,hid->hji", U, _heads(lin["v"], H))).sum(0)  # [J, T]
     A[ar, js] += (h[js] * g_mid[js]).sum(-1).to(dt)

@@ -26,7 +26,7 @@ receive the most |edge| mass from the kept targets; per transition keep the larg
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -80,7 +80,7 @@ edge_methods: Registry[EdgeMethod] = Registry("graph edge method", "graph-edge-m
 
 @edge_methods.register("closed", "all targets at once in closed form, 2 small backwards per layer")
 def _closed(p: _Pass, l: int, tgt: list[int], batch: int) -> tuple[torch.Tensor, int]:
-    cap = {x: p.cap[f"blocks.{l}.attn.{x}"] for x in ("q", "k", "v", "pattern", "meta")}
+    cap = {x: p.cap[f"blocks.{l}.attn.{x}"] for x in ("q", "k", "v", "mask", "meta")}
     lin = input_linear(p.rec.states[l], {x: cap[x] for x in ("q", "k", "v")})
     return closed_edge_rows(p.H[l], p.G_mid[l], p.U[l], cap, lin, tgt), 2
 
@@ -112,9 +112,10 @@ def resolve_edges(name: str) -> str:
 def eager_attention(model) -> Iterator[None]:
     """Run `model` with HF's eager attention inside the block (restored on exit, also on error).
 
-    Why: the packed backward vmaps over targets, and SDPA's CPU backward has no vmap batching
-    rule (PyTorch falls back to a per-target loop, which made packing pointless); eager attention
-    is matmul + softmax, which batch. Eager also makes HF materialise the causal mask, so the
+    Used by the re-running edge methods only ("closed" runs on the model's own kernel). Why: the
+    packed backward vmaps over targets, and SDPA's CPU backward has no vmap batching rule
+    (PyTorch falls back to a per-target loop, which made packing pointless); eager attention is
+    matmul + softmax, which batch. Eager also makes HF materialise the causal mask, so the
     recorded call kwargs re-run causally. Relevance is the same under both (tested).
     """
     cfg = model.config
@@ -169,7 +170,9 @@ def attribution_graph(adapter, prompt: str, target: str, foil: str, variant: str
     readout = sorted(set(problem.target.positions) | set(problem.foil.positions))
     closed = method == "closed"
     t0 = time.perf_counter()
-    with frozen_params(model), eager_attention(model), lrp_rules(model, variant):
+    # closed reads q/k/v at the model's own kernel (SDPA fine); the re-run methods need eager (see eager_attention)
+    attention = nullcontext() if closed else eager_attention(model)
+    with frozen_params(model), attention, lrp_rules(model, variant):
         points = POINTS if closed else ()
         with record(model) as rec, capture(model, points, live=True) as cap, torch.enable_grad():
             pe = problem.prompt_embeds(model).requires_grad_(True)
