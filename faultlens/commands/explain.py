@@ -19,20 +19,24 @@ def register(app: typer.Typer) -> None:
         store: str = typer.Option(None, "--store", help="Run store (default $FAULTLENS_STORE or ./faultlens-store.sqlite)."),
         case_id: str = typer.Option(None, "--case-id", help="Case id for the stored artifact (default: hash of the inputs)."),
         graph: bool = typer.Option(False, "--graph/--no-graph", help="Also store the cross-layer graph (LRP methods)."),
+        graph_edges: str = typer.Option("auto", "--graph-edges", help="Graph edge method: auto | closed | packed | separate | rerun."),
         window: int = typer.Option(64, help="Show only the last N tokens (plus the top ones)."),
         mask: str = typer.Option("eos", help="Absent token for faithfulness curves and the IG baseline: eos | unk | pad | zero."),
     ) -> None:
         """Explain why FOIL beat TARGET: tokens coloured by relevance, with faithfulness."""
         from rich.console import Console
 
-        from faultlens.attribution import attribution_graph, explain, explanation_to_store, graph_to_store
+        from faultlens.attribution import GraphConfig, attribution_graph, explain, explanation_to_store, graph_to_store
         from faultlens.attribution.methods import methods
         from faultlens.attribution.render import render_explanation
         from faultlens.attribution.targets import targets
         from faultlens.models.hf import HFAdapter
         from faultlens.store import open_store
 
+        from faultlens.attribution.graph import resolve_edges
+
         methods.get(method)  # validate names before loading anything
+        resolve_edges(graph_edges)
         if objective != "auto":
             targets.get(objective)
         console = Console()
@@ -44,7 +48,7 @@ def register(app: typer.Typer) -> None:
         cid = case_id or hashlib.sha1(f"{prompt}|{target}|{foil}".encode()).hexdigest()[:10]
         key = explanation_to_store(st, run, cid, expl)
         if graph and method in ("cp-lrp", "attnlrp"):
-            g = attribution_graph(ad, prompt, target, foil, variant=method)
+            g = attribution_graph(ad, prompt, target, foil, variant=method, config=GraphConfig(edges=graph_edges))
             graph_to_store(st, run, cid, g)
             console.print(f"graph: {len(g['nodes'])} nodes, {len(g['edges'])} edges "
                           f"(edge method '{g['edge_method']}', {g['n_backward']} backwards)")

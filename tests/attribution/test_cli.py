@@ -29,3 +29,13 @@ def test_explain_command_unknown_method_is_one_clear_error(tmp_path):
                                  "--method", "lrpp", "--store", str(tmp_path / "s.sqlite")])
     assert r.exit_code != 0 and isinstance(r.exception, FaultlensError)
     assert "Did you mean" in str(r.exception)
+
+
+def test_explain_command_unknown_graph_edge_method_fails_before_anything_is_stored(tmp_path):
+    from faultlens.errors import FaultlensError
+
+    db = tmp_path / "s.sqlite"
+    r = CliRunner().invoke(app, ["explain", "stories260k", "--prompt", P, "--target", " Lily", "--foil", " Tom",
+                                 "--graph", "--graph-edges", "closd", "--store", str(db)])
+    assert r.exit_code != 0 and isinstance(r.exception, FaultlensError)
+    assert "Did you mean: closed" in str(r.exception) and not db.exists()
