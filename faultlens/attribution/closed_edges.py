@@ -27,8 +27,9 @@ gradient × input, Σ_k h[i,k] ∂⟨a[j], g_m[j]⟩/∂h[i,k], needs each of th
 CP-LRP detaches q and k (P constant), so the last two terms vanish. q°, k°, v° are one
 Jacobian-vector product per layer by double backward (generic: no per-family bias bookkeeping),
 from q/k/v captured live at the attention kernel (`faultlens.capture` with ``live=True``). The
-target rows of P are recomputed from q, k and the kernel's mask (in at least float32), so the global pass can run on the model's own SDPA kernel and nothing of size
-T² per layer is kept. Per layer this costs two small backwards and contractions of O(J·T·H·dh),
+target rows of P are recomputed from q, k and the kernel's mask (in at least float32), so the
+global pass can run on the model's own SDPA kernel and nothing of size T² per layer is kept.
+Per layer this costs two small backwards and contractions of O(J·T·H·dh),
 whatever the number J of targets, against an attention backward of O(T²·d) per target (or per
 packed batch, whose FLOPs still grow with J). It equals `edges.edge_rows` for both variants
 (tested, all families, eager and SDPA).

@@ -10,9 +10,10 @@ of a layer's kept targets are computed is a registered edge method (`edge_method
 * ``packed``: the attention sub-layer re-run once, the targets of a chunk packed into one
   batched backward (Debug-XAI, Appendix A; `edges.py`);
 * ``separate``: the same re-run, one backward per target (the unpacked baseline);
-* ``rerun``: the whole block re-run and one backward per target (Debug-XAI's procedure unpacked). Because the LRP backward is linear, ``Σ_j A[j, i] = R_l[i]`` over all targets
-j (exact), and with cp-lrp on a bias-free model ``Σ_i A[j, i] = R_{l+1}[j]``. The causal mask
-makes A lower-triangular.
+* ``rerun``: the whole block re-run and one backward per target (Debug-XAI's procedure unpacked).
+
+Because the LRP backward is linear, ``Σ_j A[j, i] = R_l[i]`` over all targets j (exact), and with
+cp-lrp on a bias-free model ``Σ_i A[j, i] = R_{l+1}[j]``. The causal mask makes A lower-triangular.
 
 The graph covers every answer token: the top nodes are all readout positions of target and foil
 (for multi-token answers the answer-prefix tokens are positions of the row, see `Problem`), and
@@ -70,7 +71,7 @@ class _Pass:
     G: list[torch.Tensor]  # ∂f/∂h, L+1 × [T, d]
     G_mid: list[torch.Tensor]  # ∂f/∂(attention output), L × [T, d]
     U: list[torch.Tensor] | None  # ∂f/∂(output-projection input), L × [T, H·dh]
-    cap: dict  # live kernel capture (q, k, v, pattern, meta per block) for "closed"
+    cap: dict  # live kernel capture (q, k, v, mask, meta per block) for "closed"
 
 
 # edge method: (pass, layer l, target positions at l+1, batch) -> (rows [J, T], backward calls)
